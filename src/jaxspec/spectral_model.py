@@ -1,0 +1,55 @@
+"""The small interface every spectral model satisfies.
+
+A spectral model maps one vector of stellar labels to a continuum-normalized,
+rest-frame spectrum on its own model wavelength grid. Both the line-list
+generator (:class:`jaxspec.LineListGenerator`) and the neural emulator
+implement it, so the binary model and the fitters work with either.
+"""
+
+from __future__ import annotations
+
+from typing import Protocol, runtime_checkable
+
+import numpy as np
+
+__all__ = ["SpectralModel", "check_labels"]
+
+
+@runtime_checkable
+class SpectralModel(Protocol):
+    """Protocol of a spectral model.
+
+    Attributes:
+        label_names: tuple of label names in the order ``flux`` expects them
+            (e.g. ``("teff", "logg", "feh")``).
+        label_bounds: (n_labels, 2) numpy array of the lower and upper bound of
+            each label, in the same order.
+        wave: (n_pix,) float64 numpy array of vacuum wavelengths [A], uniform in
+            ln(lambda).
+    """
+
+    label_names: tuple[str, ...]
+
+    @property
+    def label_bounds(self) -> np.ndarray: ...
+
+    @property
+    def wave(self) -> np.ndarray: ...
+
+    def flux(self, labels):
+        """Normalized flux (n_pix,) for one label vector (n_labels,). Pure, jit/vmap/grad-safe."""
+        ...
+
+
+def check_labels(labels, label_names) -> None:
+    """Raise ``ValueError`` unless the trailing axis of ``labels`` has one entry per label.
+
+    Works on tracers too (only the static shape is inspected).
+    """
+    shape = np.shape(labels)
+    n = len(label_names)
+    if len(shape) == 0 or shape[-1] != n:
+        raise ValueError(
+            f"labels must have {n} entries ({', '.join(label_names)}) on the last axis; "
+            f"got shape {shape}"
+        )
