@@ -113,7 +113,9 @@ class LineListGenerator:
     Attributes:
         wave: (n_pix,) float64 vacuum wavelengths [A].
         label_names, label_bounds: see :class:`jaxspec.spectral_model.SpectralModel`.
-        linelist: the lines used (those that can reach the grid).
+        linelist: the lines used (those that can reach the grid, with atomic
+            data), sorted by wavelength.
+        line_index: their indices into the ``linelist`` argument.
     """
 
     def __init__(
@@ -170,13 +172,15 @@ class LineListGenerator:
         # Lines that can reach the grid (hydrogen wings reach far).
         reach = np.where(np.asarray(linelist.z) == 1, 60.0, 10.0)
         keep = (lw > wave[0] - reach) & (lw < wave[-1] + reach)
-        ll = linelist.select(keep).sorted()
-        z = np.asarray(ll.z)
-        ion = np.asarray(ll.ion)
-        known = tables.partition_known[z - 1, ion] & np.isfinite(tables.solar_abundance[z - 1])
-        if not np.all(known):
-            ll = ll.select(known)
-            z, ion = np.asarray(ll.z), np.asarray(ll.ion)
+        z_all, ion_all = np.asarray(linelist.z), np.asarray(linelist.ion)
+        keep &= tables.partition_known[z_all - 1, ion_all] & np.isfinite(
+            tables.solar_abundance[z_all - 1]
+        )
+        idx = np.flatnonzero(keep)
+        idx = idx[np.argsort(lw[idx], kind="stable")]
+        #: Indices of the lines used, into the ``linelist`` given (sorted by wavelength).
+        self.line_index = idx
+        ll = linelist.select(idx)
         self.linelist = ll
         self._atomic = atomic_arrays(tables)
         self._lines = self._line_arrays(ll, tables)
