@@ -39,7 +39,12 @@ _TRANSFORMS = {
     "h_stark_scale": (jnp.log, jnp.exp),
     "vmacro": (jnp.log, jnp.exp),
     "log_strength": (lambda v: v, lambda u: u),
+    "h_log_strength": (lambda v: v, lambda u: u),
+    "core_frac": (lambda v: jnp.arctanh(2.0 * v - 1.0), lambda u: 0.5 + 0.5 * jnp.tanh(u)),
+    "log_eta_core": (lambda v: v, lambda u: u),
 }
+# Pixels of the H-beta region weigh more: it is 35 of 555 A but has its own target.
+_HBETA = (4845.0, 4880.0, 4.0)
 
 
 def main(argv=None):
@@ -53,12 +58,15 @@ def main(argv=None):
     if path is None:
         raise SystemExit("observed solar spectrum not found; set JAXSPEC_SHARED_DATA")
     wave, flux = load_solar_spectrum(path, args.wave_min, args.wave_max)
-    start = dataclasses.replace(GeneratorParams(), vmacro=max(GeneratorParams().vmacro, 1.0))
+    d = GeneratorParams()
+    start = dataclasses.replace(d, vmacro=max(d.vmacro, 1.0), core_frac=min(max(d.core_frac, 0.2), 0.9))
     gen = LineListGenerator(
         builtin_linelist(calibrated=False), args.wave_min - 15, args.wave_max + 15, params=start
     )
     res = make_resampler(gen.wave, wave)
     fobs = jnp.asarray(flux, jnp.float32)
+    weight = np.where((wave >= _HBETA[0]) & (wave <= _HBETA[1]), _HBETA[2], 1.0)
+    weight = jnp.asarray(weight / weight.mean(), jnp.float32)
     labels = jnp.asarray(SUN_LABELS, jnp.float32)
     zero = jnp.zeros(gen.n_lines, jnp.float32)
     dl = gen._dlnlam
@@ -70,7 +78,7 @@ def main(argv=None):
         u, rv = theta
         model = gen._flux(labels, zero, unpack(u))
         m = observe(model, dl, res, rv=rv, vsini=SUN_VSINI, resolution=UVES_RESOLUTION)
-        return jnp.mean((m - fobs) ** 2)
+        return jnp.mean(weight * (m - fobs) ** 2)
 
     u0 = {k: _TRANSFORMS[k][0](jnp.float32(getattr(start, k))) for k in _TRANSFORMS}
     theta = (u0, jnp.float32(0.3))

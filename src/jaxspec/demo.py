@@ -23,7 +23,15 @@ from pathlib import Path
 
 import numpy as np
 
-__all__ = ["run_demo", "find_solar_spectrum", "load_solar_spectrum"]
+__all__ = [
+    "run_demo",
+    "compare_sun",
+    "find_solar_spectrum",
+    "load_solar_spectrum",
+    "SUN_LABELS",
+    "SUN_VSINI",
+    "UVES_RESOLUTION",
+]
 
 SUN_LABELS = (5772.0, 4.438, 0.0)
 #: Resolving power assumed for the UVES solar spectrum (from the widths of its

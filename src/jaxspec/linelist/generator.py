@@ -17,6 +17,9 @@ radiative transfer through a model atmosphere):
    with the Milne-Eddington form ``r = 1 - d_max eta / (1 + eta)``. This is
    the curve of growth: weak lines grow linearly with ``S``, strong lines
    saturate at depth ``d_max`` and then grow through their damping wings.
+   Very strong lines form higher in the atmosphere where the source function
+   is lower; a second term ``- d_core eta / (eta_core + eta)`` with
+   ``eta_core >> 1`` lets only their cores go deeper (``GeneratorParams``).
 4. Hydrogen lines get their own profile: a Doppler core and linear-Stark
    (Holtsmark-like) wings ``phi ~ 1 / (1 + |x / w|^{5/2})`` with the
    Holtsmark field ``F0 = 2.61 e n_e^{2/3}`` setting ``w``
@@ -300,7 +303,8 @@ class LineListGenerator:
         p = self.params if params is None else params
         strength, sigma, gamma = self._line_params(labels, loggf_offset, p)
         eta = self._eta(strength, sigma, gamma)
-        flux = 1.0 - p.d_max * eta / (1.0 + eta)
+        d_core = p.core_frac * (1.0 - p.d_max)
+        flux = 1.0 - p.d_max * eta / (1.0 + eta) - d_core * eta / (10.0**p.log_eta_core + eta)
         if not _is_zero(p.vmacro):
             flux = gaussian_broadening(flux, p.vmacro, self._dlnlam, sigma_max_kms=20.0)
         return flux

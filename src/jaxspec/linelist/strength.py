@@ -46,16 +46,25 @@ class GeneratorParams:
         log_strength: common log10 factor on all line-to-continuum opacity
             ratios [dex] (the single-layer model's stand-in for the ratio of
             line- to continuum-forming columns).
+        h_log_strength: extra log10 factor on hydrogen lines [dex] (their
+            wings form deeper than the metal-line layer).
+        core_frac: very strong lines form higher, where the source function
+            is lower; an extra depth ``core_frac * (1 - d_max)`` is reached
+            as ``eta / (eta_core + eta)`` (0 = plain Milne-Eddington).
+        log_eta_core: log10 of ``eta_core``.
     """
 
-    t_frac: float = 0.9539
-    tau_layer: float = 0.3315
-    d_max: float = 0.8422
-    vdw_scale: float = 0.9147
-    vmic: float = 1.0
-    h_stark_scale: float = 1.247
-    vmacro: float = 1.76
-    log_strength: float = -0.2427
+    t_frac: float = 0.8951
+    tau_layer: float = 0.09714
+    d_max: float = 0.6283
+    vdw_scale: float = 1.226
+    vmic: float = 1.576
+    h_stark_scale: float = 3.482
+    vmacro: float = 1.464
+    log_strength: float = -0.2011
+    h_log_strength: float = 0.4884
+    core_frac: float = 0.7529
+    log_eta_core: float = 1.826
 
 
 def atomic_arrays(tables) -> dict:
@@ -98,6 +107,10 @@ def line_arrays(ll: LineList, tables, dtype=None) -> dict:
     finite = np.isfinite(vdw)
     is_abo = finite & (vdw >= 20.0) & ~hyd
     simple = np.where(finite & (vdw < 0), vdw, lte.DEFAULT_LOG_GAMMA6)
+    # Hydrogen: VALD's Stark and van der Waals fields hold other things (2.0 and
+    # the upper quantum number); its broadening is the linear Stark profile below.
+    lgs = np.where(hyd, -30.0, lgs)
+    simple = np.where(hyd, -30.0, simple)
     sigma = np.where(is_abo, np.floor(np.nan_to_num(vdw)), 0.0)
     alpha = np.where(is_abo, np.nan_to_num(vdw) - sigma, 0.0)
 
@@ -169,7 +182,8 @@ def line_parameters(lines, atomic, labels: dict, params: GeneratorParams, loggf_
     )
     strength = lte.line_center_strength(
         L["wave"],
-        L["loggf"] + loggf_offset + params.log_strength,
+        L["loggf"] + loggf_offset + params.log_strength
+        + jnp.where(L["hydrogen"], params.h_log_strength, 0.0),
         L["chi"],
         log_eps[L["zi"]],
         st["log_fractions"][L["zi"], L["ion"]],
