@@ -1,5 +1,41 @@
-"""jaxspec: find and measure double-lined spectroscopic binaries with JAX."""
+"""jaxspec: find and measure double-lined spectroscopic binaries with JAX.
 
+Public API (everything else is reachable by module but not promised):
+
+* spectral models: :class:`LineListGenerator` (line-list synthesis on real
+  atomic data), :class:`GeneratorParams`, the :class:`SpectralModel` protocol;
+* line lists: :class:`LineList`, :func:`builtin_linelist`, :func:`read_vald`,
+  :func:`read_moog`, :func:`calibrate_loggf`;
+* conventions: :func:`air_to_vacuum`, :func:`vacuum_to_air`;
+* physics: the :mod:`jaxspec.physics` module (grids, Doppler, rotation, LSF,
+  profiles, continuum, Planck).
+"""
+
+from jaxspec import physics
 from jaxspec._version import __version__
+from jaxspec.linelist import (
+    GeneratorParams,
+    LineList,
+    LineListGenerator,
+    builtin_linelist,
+    calibrate_loggf,
+    read_moog,
+    read_vald,
+)
+from jaxspec.physics import air_to_vacuum, vacuum_to_air
+from jaxspec.spectral_model import SpectralModel
 
-__all__ = ["__version__"]
+__all__ = [
+    "GeneratorParams",
+    "LineList",
+    "LineListGenerator",
+    "SpectralModel",
+    "__version__",
+    "air_to_vacuum",
+    "builtin_linelist",
+    "calibrate_loggf",
+    "physics",
+    "read_moog",
+    "read_vald",
+    "vacuum_to_air",
+]

@@ -26,7 +26,6 @@ import dataclasses
 import jax
 import jax.numpy as jnp
 import numpy as np
-import optax
 
 from jaxspec.linelist.generator import LineListGenerator
 from jaxspec.physics.grid import check_wavelengths, make_resampler
@@ -190,6 +189,8 @@ def calibrate_loggf(
         offsets = bound * jnp.tanh(u) * mask
         resid = model(offsets, v) - fobs
         return jnp.sum(iv * resid**2) / norm + ridge * jnp.sum((offsets / bound) ** 2)
+
+    import optax  # imported here: only calibration needs it
 
     params = (zero, jnp.float32(rv))
     opt = optax.lbfgs()
