@@ -12,6 +12,7 @@ Public API (everything else is reachable by module but not promised):
 """
 
 from jaxspec import physics
+from jaxspec._cache import enable_compilation_cache
 from jaxspec._version import __version__
 from jaxspec.linelist import (
     GeneratorParams,
@@ -33,6 +34,7 @@ __all__ = [
     "__version__",
     "air_to_vacuum",
     "builtin_linelist",
+    "enable_compilation_cache",
     "calibrate_loggf",
     "physics",
     "read_moog",

@@ -3,12 +3,17 @@
 Subcommands:
     jaxspec demo [--out DIR]   the README's main job (simulate a binary, compare with the Sun)
     jaxspec info               versions, devices and the JAX compilation cache
+
+The command line turns on JAX's persistent compilation cache
+(``~/.cache/jaxspec/jax``, or ``$JAXSPEC_CACHE_DIR``; ``JAXSPEC_NO_CACHE=1``
+turns it off), so a second run skips most compilation.
 """
 
 from __future__ import annotations
 
 import argparse
 import json
+import os
 import sys
 
 __all__ = ["main"]
@@ -53,6 +58,10 @@ def main(argv=None) -> int:
     p = sub.add_parser("info", help="versions, devices, cache", description="Example: jaxspec info")
     p.set_defaults(func=_info)
     args = parser.parse_args(argv)
+    if not os.environ.get("JAXSPEC_NO_CACHE"):
+        from jaxspec._cache import enable_compilation_cache
+
+        enable_compilation_cache()
     return args.func(args)
 
 
