@@ -59,7 +59,11 @@ file's format and origin). Outputs go to ``src/jaxspec/data/``:
       somewhere in the label box (``select_lines``):
       ``jaxspec.linelist.strength.max_log_strength`` >= ``STRENGTH_CUT`` when
       that module exists; otherwise the cheap proxy of ``proxy_log_strength``
-      (printed as a WARNING).
+      (printed as a WARNING). The cut -2.0 keeps lines that reach 1% of the
+      continuum opacity somewhere in the box (a flux change of ~0.5% or more).
+      Gaia-ESO lines VALD lacks although we predict them deeper than VALD's
+      own 0.1 selection in the Sun (solar log eta > ``SOLAR_CONSISTENCY_CUT``)
+      are left out as duplicates or inconsistent log gf.
     * lines of species without a partition function are dropped (counted).
     Fields: all ``LineList`` fields (``wave`` and ``vdw`` float64 so that
     wavelengths and packed ABO parameters stay exact; other floats float32;
@@ -102,6 +106,9 @@ N_T = 120
 WAVE_MIN, WAVE_MAX = 3800.0, 9000.0  # [A, vacuum] built-in line list range
 MATCH_TOL = 0.02  # [A] GES-VALD wavelength match tolerance, same species
 STRENGTH_CUT = -2.0  # log10 line-to-continuum center opacity ratio, max over the label box
+#: Gaia-ESO lines absent from VALD's solar extract but predicted with a solar
+#: central log10(line/continuum opacity) above this are dropped (see select_lines).
+SOLAR_CONSISTENCY_CUT = -0.3
 
 VALD_FILE = "atomic/linelists/vald3_sun_extract_stellar_3000-9000A_vac.vald.gz"
 GES_FILE = "atomic/linelists/gaia_eso_v5_atomic_nohfs_noiso_moog_air.list.gz"
@@ -468,6 +475,22 @@ def select_lines(candidates: Candidates, tables: AtomicTables) -> tuple[LineList
     ges = ges.select(ges_ok)
     strength = np.asarray(strength_fn(ges, tables), dtype=np.float64)
     keep = strength >= STRENGTH_CUT
+    if method != "proxy":
+        # Solar consistency: the VALD extract lists every line VALD predicts
+        # deeper than 0.1 in a 5750 K / 4.0 / 0.0 model (in our model those
+        # reach log eta >= -1 at these labels). A Gaia-ESO line missing from it
+        # that we predict clearly deeper (log eta > SOLAR_CONSISTENCY_CUT) is a
+        # duplicate with a larger wavelength mismatch or has an inconsistent
+        # log gf, so it is left out.
+        sun = np.asarray(
+            strength_fn(ges, tables, bounds={"teff": (5750.0, 5750.0), "logg": (4.0, 4.0),
+                                             "feh": (0.0, 0.0)}),
+            dtype=np.float64,
+        )
+        inconsistent = keep & (sun > SOLAR_CONSISTENCY_CUT)
+        keep &= ~inconsistent
+    else:
+        inconsistent = np.zeros_like(keep)
     merged = LineList.concatenate([candidates.vald.select(vald_ok), ges.select(keep)]).sorted()
     info = {
         "strength_method": method,
@@ -475,6 +498,7 @@ def select_lines(candidates: Candidates, tables: AtomicTables) -> tuple[LineList
         "vald_dropped_unknown_partition": int((~vald_ok).sum()),
         "ges_dropped_unknown_partition": int((~ges_ok).sum()),
         "ges_added": int(keep.sum()),
+        "ges_dropped_solar_inconsistent": int(inconsistent.sum()),
         "n_lines": len(merged),
     }
     return merged, info

@@ -137,12 +137,48 @@ def line_arrays(ll: LineList, tables, dtype=None) -> dict:
         "abo_alpha": alpha,
         "stark_k": stark_k,
     }
+    nodes, i0, wgt = _continuum_nodes(w)
+    arr["cont_nodes"] = nodes
+    arr["cont_w"] = wgt
     out = {k: jnp.asarray(v, dtype=dtype) for k, v in arr.items()}
+    out["cont_i0"] = jnp.asarray(i0, dtype=jnp.int32)
     out["zi"] = jnp.asarray(z - 1, dtype=jnp.int32)
     out["ion"] = jnp.asarray(ion, dtype=jnp.int32)
     out["is_abo"] = jnp.asarray(is_abo)
     out["hydrogen"] = jnp.asarray(hyd)
     return out
+
+
+# H I bound-free edges (n = 3...8) [A]: the continuum is interpolated only
+# between nodes on the same side of an edge.
+_H_EDGES = tuple(911.75 * n * n for n in range(3, 9))
+_NODE_STEP = 5.0  # [A]; H- opacity changes by < 1e-5 (relative) between nodes
+
+
+def _continuum_nodes(wave):
+    """Static wavelength nodes for the continuum opacity, and per-line interpolation weights.
+
+    Returns ``(nodes (K,), i0 (n,), w (n,))`` with a line's opacity
+    ``k[i0] (1 - w) + k[i0 + 1] w``; nodes are at most ``_NODE_STEP`` apart and
+    never straddle an H I bound-free edge.
+    """
+    wave = np.asarray(wave, dtype=np.float64)
+    if wave.size == 0:
+        return np.array([5000.0, 5001.0]), np.zeros(0, np.int64), np.zeros(0)
+    bounds = [wave.min() - 1.0] + [e for e in _H_EDGES if wave.min() < e < wave.max()]
+    bounds.append(wave.max() + 1.0)
+    nodes, i0, wgt = [], np.zeros(wave.size, np.int64), np.zeros(wave.size)
+    for k, (a, b) in enumerate(zip(bounds[:-1], bounds[1:], strict=True)):
+        # Segment (a, b]: nodes strictly inside the edges (H I bf drops at the edge).
+        lo = a + (1e-3 if k > 0 else 0.0)
+        seg = np.linspace(lo, b, max(2, int(np.ceil((b - lo) / _NODE_STEP)) + 1))
+        start = sum(len(x) for x in nodes)
+        nodes.append(seg)
+        sel = (wave > a) & (wave <= b) if k > 0 else (wave >= a) & (wave <= b)
+        j = np.clip(np.searchsorted(seg, wave[sel]) - 1, 0, seg.size - 2)
+        i0[sel] = start + j
+        wgt[sel] = (wave[sel] - seg[j]) / (seg[j + 1] - seg[j])
+    return np.concatenate(nodes), i0, wgt
 
 
 def line_parameters(lines, atomic, labels: dict, params: GeneratorParams, loggf_offset=0.0):
@@ -176,10 +212,10 @@ def line_parameters(lines, atomic, labels: dict, params: GeneratorParams, loggf_
         tau_layer=params.tau_layer,
     )
     temp = st["temperature"]
-    k_cont = (
-        lte.continuum_opacity(L["wave"], temp, st["log_pe"]) * st["h_neutral_fraction"]
-        + lte.SIGMA_T * st["electrons_per_h"]
-    )
+    # Continuum opacity on a few static nodes, interpolated to the lines.
+    k_nodes = lte.continuum_opacity(L["cont_nodes"], temp, st["log_pe"])
+    k_line = k_nodes[L["cont_i0"]] * (1.0 - L["cont_w"]) + k_nodes[L["cont_i0"] + 1] * L["cont_w"]
+    k_cont = k_line * st["h_neutral_fraction"] + lte.SIGMA_T * st["electrons_per_h"]
     strength = lte.line_center_strength(
         L["wave"],
         L["loggf"] + loggf_offset + params.log_strength

@@ -32,7 +32,13 @@ from jaxspec.physics.grid import (
 )
 from jaxspec.physics.lsf import FWHM_TO_SIGMA, apply_lsf, gaussian_broadening, gaussian_kernel
 from jaxspec.physics.rotation import rotation_kernel, rotational_broadening
-from jaxspec.physics.voigt import faddeeva, pseudo_voigt, voigt_exact, voigt_hjerting
+from jaxspec.physics.voigt import (
+    faddeeva,
+    pseudo_voigt,
+    pseudo_voigt_params,
+    voigt_exact,
+    voigt_hjerting,
+)
 
 __all__ = [
     "FWHM_TO_SIGMA",
@@ -54,6 +60,7 @@ __all__ = [
     "log_lambda_grid",
     "make_resampler",
     "pseudo_voigt",
+    "pseudo_voigt_params",
     "planck",
     "refractive_index_air",
     "resample",

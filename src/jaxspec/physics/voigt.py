@@ -35,6 +35,40 @@ def _float_dtype(*xs):
     return dtype if jnp.issubdtype(dtype, jnp.floating) else jnp.zeros(()).dtype
 
 
+def pseudo_voigt_params(sigma, gamma):
+    """Half width at half maximum and Lorentzian fraction of the TCH pseudo-Voigt.
+
+    Args:
+        sigma: Gaussian standard deviation (>= 0).
+        gamma: Lorentzian HWHM (>= 0); not both zero.
+
+    Returns:
+        ``(hw, eta)``: the profile is ``eta L(x; hw) + (1 - eta) G(x; hw)`` with
+        unit-area Lorentzian and Gaussian of common half width ``hw``. Computing
+        them once per line lets callers evaluate many pixels cheaply.
+    """
+    dtype = _float_dtype(sigma, gamma)
+    f_g = (2.0 * _SQRT_2LN2) * jnp.asarray(sigma, dtype)
+    f_l = 2.0 * jnp.asarray(gamma, dtype)
+    # Scale the polynomial by s = f_G + f_L so its fifth powers cannot overflow
+    # in float32 for any width unit.
+    s = f_g + f_l
+    g = f_g / s
+    lo = f_l / s
+    poly = (
+        g**5
+        + 2.69269 * g**4 * lo
+        + 2.42843 * g**3 * lo**2
+        + 4.47163 * g**2 * lo**3
+        + 0.07842 * g * lo**4
+        + lo**5
+    )
+    f = s * poly**0.2
+    r = f_l / f
+    eta = r * (1.36603 + r * (-0.47719 + r * 0.11116))
+    return 0.5 * f, eta
+
+
 @jax.jit
 def pseudo_voigt(x, sigma, gamma) -> jax.Array:
     """Thompson-Cox-Hastings pseudo-Voigt profile, area-normalized.
@@ -60,25 +94,7 @@ def pseudo_voigt(x, sigma, gamma) -> jax.Array:
     """
     dtype = _float_dtype(x, sigma, gamma)
     x = jnp.asarray(x, dtype)
-    f_g = (2.0 * _SQRT_2LN2) * jnp.asarray(sigma, dtype)
-    f_l = 2.0 * jnp.asarray(gamma, dtype)
-    # Scale the polynomial by s = f_G + f_L so its fifth powers cannot overflow
-    # in float32 for any width unit.
-    s = f_g + f_l
-    g = f_g / s
-    lo = f_l / s
-    poly = (
-        g**5
-        + 2.69269 * g**4 * lo
-        + 2.42843 * g**3 * lo**2
-        + 4.47163 * g**2 * lo**3
-        + 0.07842 * g * lo**4
-        + lo**5
-    )
-    f = s * poly**0.2
-    r = f_l / f
-    eta = r * (1.36603 + r * (-0.47719 + r * 0.11116))
-    hw = 0.5 * f
+    hw, eta = pseudo_voigt_params(sigma, gamma)
     lorentz = (hw / math.pi) / (x * x + hw * hw)
     u = x / hw
     gauss = (_SQRT_LN2_PI / hw) * jnp.exp(-math.log(2.0) * u * u)
