@@ -72,20 +72,34 @@ def partition_functions(log_t_grid, partition, temperature):
     """Partition functions of all elements and stages at one temperature.
 
     Args:
-        log_t_grid: (n_T,) natural log of the tabulation temperatures [K].
+        log_t_grid: (n_T,) natural log of the tabulation temperatures [K], uniform.
         partition: (92, 3, n_T) partition functions.
         temperature: scalar [K].
 
     Returns:
-        (92, 3) partition functions, linear interpolation in ln T, clamped at
-        the table's ends.
+        (92, 3) partition functions: cubic (Catmull-Rom) interpolation in
+        ln T, so that the first derivative is continuous (linear interpolation
+        makes gradients jump at every table node, which hurts Gauss-Newton
+        fits and HMC); clamped at the table's ends.
     """
+    n_t = log_t_grid.shape[0]
     lt = jnp.clip(jnp.log(temperature), log_t_grid[0], log_t_grid[-1])
     step = log_t_grid[1] - log_t_grid[0]
     pos = (lt - log_t_grid[0]) / step
-    i0 = jnp.clip(jnp.floor(pos).astype(jnp.int32), 0, log_t_grid.shape[0] - 2)
-    w = pos - i0
-    return partition[..., i0] * (1.0 - w) + partition[..., i0 + 1] * w
+    i1 = jnp.clip(jnp.floor(pos).astype(jnp.int32), 0, n_t - 2)
+    t = pos - i1
+    i0 = jnp.maximum(i1 - 1, 0)
+    i2 = i1 + 1
+    i3 = jnp.minimum(i1 + 2, n_t - 1)
+    p0, p1, p2, p3 = (partition[..., i] for i in (i0, i1, i2, i3))
+    t2 = t * t
+    t3 = t2 * t
+    return (
+        p1
+        + 0.5 * t * (p2 - p0)
+        + t2 * (p0 - 2.5 * p1 + 2.0 * p2 - 0.5 * p3)
+        + t3 * (-0.5 * p0 + 1.5 * p1 - 1.5 * p2 + 0.5 * p3)
+    )
 
 
 def saha_log_phi(u, ionization_energy, temperature):
