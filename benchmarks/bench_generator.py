@@ -64,6 +64,7 @@ from scipy.special import erf
 
 from jaxspec.linelist.builtin import builtin_linelist
 from jaxspec.linelist.generator import LineListGenerator
+from jaxspec.linelist.reference import dense_eta, residual_flux
 from jaxspec.physics.constants import C_KMS
 from jaxspec.physics.lsf import gaussian_broadening
 
@@ -119,36 +120,6 @@ def time_call(fn, *args, repeat: int) -> tuple[float, float]:
 # ---------------------------------------------------------------- numpy reference
 
 
-def _tch(x, sigma, gamma):
-    """Thompson-Cox-Hastings pseudo-Voigt, area-normalized (sigma: Gaussian sd, gamma: HWHM)."""
-    fg, fl = 2.0 * math.sqrt(2.0 * math.log(2.0)) * sigma, 2.0 * gamma
-    f = (
-        fg**5 + 2.69269 * fg**4 * fl + 2.42843 * fg**3 * fl**2
-        + 4.47163 * fg**2 * fl**3 + 0.07842 * fg * fl**4 + fl**5
-    ) ** 0.2
-    r = fl / f
-    mix = 1.36603 * r - 0.47719 * r**2 + 0.11116 * r**3
-    hw = 0.5 * f
-    lorentz = (hw / math.pi) / (x * x + hw * hw)
-    gauss = (math.sqrt(math.log(2.0) / math.pi) / hw) * np.exp(-math.log(2.0) * (x / hw) ** 2)
-    return mix * lorentz + (1.0 - mix) * gauss
-
-
-def _hydrogen(x, sigma, w):
-    """The generator's hydrogen profile: TCH mix of a Gaussian and 1 / (1 + |x / w|^2.5)."""
-    fg, fl = 2.0 * math.sqrt(2.0 * math.log(2.0)) * sigma, 2.0 * w
-    f = (
-        fg**5 + 2.69269 * fg**4 * fl + 2.42843 * fg**3 * fl**2
-        + 4.47163 * fg**2 * fl**3 + 0.07842 * fg * fl**4 + fl**5
-    ) ** 0.2
-    r = fl / f
-    mix = 1.36603 * r - 0.47719 * r**2 + 0.11116 * r**3
-    hw = 0.5 * f
-    sg = f / (2.0 * math.sqrt(2.0 * math.log(2.0)))
-    gauss = np.exp(-0.5 * (x / sg) ** 2) / (math.sqrt(2.0 * math.pi) * sg)
-    return mix / (_HOLTSMARK_NORM * hw * (1.0 + np.abs(x / hw) ** 2.5)) + (1.0 - mix) * gauss
-
-
 def _macro_kernel(vmacro_kms: float, pixel_kms: float) -> np.ndarray:
     """The pixel-integrated Gaussian of jaxspec.physics.gaussian_broadening, in numpy."""
     half = int(math.ceil(5.0 * _SIGMA_MAX_KMS / pixel_kms))
@@ -161,25 +132,9 @@ def _macro_kernel(vmacro_kms: float, pixel_kms: float) -> np.ndarray:
 def dense_flux(gen, strength, sigma, gamma, *, dtype=np.float64, chunk=256) -> np.ndarray:
     """Every line on every pixel (pixel units), summed; the generator's flux formula."""
     p = gen.params
-    n_pix = gen.wave.size
-    pix = np.arange(n_pix, dtype=dtype)
-    pos = np.asarray(gen._pos_np, dtype)
-    hyd = np.asarray(gen._hydrogen_np)
-    s, sg, g = (np.asarray(a, dtype) for a in (strength, sigma, gamma))
-    eta = np.zeros(n_pix, dtype)
-    for i in range(0, pos.size, chunk):
-        sl = slice(i, i + chunk)
-        x = pix[None, :] - pos[sl, None]
-        prof = _tch(x, sg[sl, None], g[sl, None])
-        if hyd[sl].any():
-            h = np.flatnonzero(hyd[sl])
-            prof[h] = _hydrogen(x[h], sg[sl][h, None], g[sl][h, None])
-        eta += np.sum(s[sl, None] * prof, axis=0)
-    d_core = float(p.core_frac) * (1.0 - float(p.d_max))
-    flux = (
-        1.0 - float(p.d_max) * eta / (1.0 + eta)
-        - d_core * eta / (10.0 ** float(p.log_eta_core) + eta)
-    )
+    eta = dense_eta(gen.wave.size, gen._pos_np, gen._hydrogen_np, strength, sigma, gamma,
+                    dtype=dtype, chunk=chunk)
+    flux = residual_flux(eta, p)
     if float(p.vmacro) != 0.0:
         k = _macro_kernel(float(p.vmacro), gen.pixel_kms).astype(dtype)
         h = (k.size - 1) // 2

@@ -34,7 +34,13 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from jaxspec.demo import SUN_LABELS, SUN_VSINI, UVES_RESOLUTION, find_solar_spectrum, load_solar_spectrum
+from jaxspec.demo import (
+    SUN_LABELS,
+    SUN_VSINI,
+    UVES_RESOLUTION,
+    find_solar_spectrum,
+    load_solar_spectrum,
+)
 from jaxspec.linelist.builtin import builtin_linelist
 from jaxspec.linelist.calibrate import calibrate_loggf, fit_velocity
 from jaxspec.linelist.generator import LineListGenerator

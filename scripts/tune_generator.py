@@ -22,7 +22,13 @@ import jax.numpy as jnp
 import numpy as np
 import optax
 
-from jaxspec.demo import SUN_LABELS, SUN_VSINI, UVES_RESOLUTION, find_solar_spectrum, load_solar_spectrum
+from jaxspec.demo import (
+    SUN_LABELS,
+    SUN_VSINI,
+    UVES_RESOLUTION,
+    find_solar_spectrum,
+    load_solar_spectrum,
+)
 from jaxspec.linelist.builtin import builtin_linelist
 from jaxspec.linelist.generator import LineListGenerator
 from jaxspec.linelist.strength import GeneratorParams

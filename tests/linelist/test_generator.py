@@ -21,6 +21,7 @@ from jaxspec.linelist.atomic import load_atomic_tables
 from jaxspec.linelist.builtin import builtin_linelist
 from jaxspec.linelist.generator import DEFAULT_LABEL_BOUNDS, GeneratorParams, LineListGenerator
 from jaxspec.linelist.linelist import LineList
+from jaxspec.linelist.reference import dense_eta, residual_flux
 from jaxspec.linelist.strength import atomic_arrays, label_dict, line_arrays, line_parameters
 from jaxspec.physics import make_resampler
 from jaxspec.physics.constants import C_KMS
@@ -91,50 +92,10 @@ def _tiny_list(**override):
 # ------------------------------------------------------- independent numpy reference
 
 
-def _tch_numpy(x, sigma, gamma):
-    """Thompson-Cox-Hastings pseudo-Voigt (sigma: Gaussian sd, gamma: Lorentz HWHM), float64."""
-    fg, fl = 2.0 * np.sqrt(2.0 * np.log(2.0)) * sigma, 2.0 * gamma
-    f = (
-        fg**5 + 2.69269 * fg**4 * fl + 2.42843 * fg**3 * fl**2
-        + 4.47163 * fg**2 * fl**3 + 0.07842 * fg * fl**4 + fl**5
-    ) ** 0.2
-    r = fl / f
-    mix = 1.36603 * r - 0.47719 * r**2 + 0.11116 * r**3
-    hw = 0.5 * f
-    lorentz = hw / np.pi / (x**2 + hw**2)
-    gauss = np.sqrt(np.log(2.0) / np.pi) / hw * np.exp(-np.log(2.0) * (x / hw) ** 2)
-    return mix * lorentz + (1.0 - mix) * gauss
-
-
-def _hydrogen_numpy(x, sigma, w):
-    """The generator's documented hydrogen profile: TCH mix of a Gaussian and 1/(1+|x/w|^2.5)."""
-    fg, fl = 2.0 * np.sqrt(2.0 * np.log(2.0)) * sigma, 2.0 * w
-    f = (
-        fg**5 + 2.69269 * fg**4 * fl + 2.42843 * fg**3 * fl**2
-        + 4.47163 * fg**2 * fl**3 + 0.07842 * fg * fl**4 + fl**5
-    ) ** 0.2
-    r = fl / f
-    mix = 1.36603 * r - 0.47719 * r**2 + 0.11116 * r**3
-    hw = 0.5 * f
-    sg = f / (2.0 * np.sqrt(2.0 * np.log(2.0)))
-    norm = 2.0 * (np.pi / 2.5) / np.sin(np.pi / 2.5)  # integral of 1/(1+|x|^2.5)
-    gauss = np.exp(-0.5 * (x / sg) ** 2) / (np.sqrt(2.0 * np.pi) * sg)
-    holts = 1.0 / (norm * hw * (1.0 + np.abs(x / hw) ** 2.5))
-    return mix * holts + (1.0 - mix) * gauss
-
-
-def _residual_flux(eta, p: GeneratorParams):
-    """Milne-Eddington residual flux plus the documented strong-line core term."""
-    d_core = p.core_frac * (1.0 - p.d_max)
-    return 1.0 - p.d_max * eta / (1.0 + eta) - d_core * eta / (10.0**p.log_eta_core + eta)
-
-
-def _dense_flux(n_pix, pos, hydrogen, strength, sigma, gamma, p, profile=_tch_numpy):
+def _dense_flux(n_pix, pos, hydrogen, strength, sigma, gamma, p, profile=None):
     """Every line evaluated on every pixel (all in pixel units), float64."""
-    x = np.arange(n_pix, dtype=np.float64)[None, :] - np.asarray(pos, np.float64)[:, None]
-    s, sg, g = (np.asarray(a, np.float64)[:, None] for a in (strength, sigma, gamma))
-    prof = np.where(hydrogen[:, None], _hydrogen_numpy(x, sg, g), profile(x, sg, g))
-    return _residual_flux(np.sum(s * prof, axis=0), p)
+    eta = dense_eta(n_pix, pos, hydrogen, strength, sigma, gamma, profile=profile)
+    return residual_flux(eta, p)
 
 
 # ------------------------------------------------------------------------- fixtures
