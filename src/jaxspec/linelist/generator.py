@@ -43,15 +43,14 @@ so they can be differentiated too.
 
 from __future__ import annotations
 
-import dataclasses
 import itertools
-import math
 
 import jax
 import jax.numpy as jnp
 import numpy as np
 
 from jaxspec.linelist.atomic import load_atomic_tables
+from jaxspec.linelist.blocks import BlockGroup, build_block_groups
 from jaxspec.linelist.linelist import LineList
 from jaxspec.linelist.strength import (
     GeneratorParams,
@@ -76,31 +75,7 @@ DEFAULT_LABEL_BOUNDS = {
     "alpha_fe": (-0.4, 0.8),
     "vmic": (0.0, 4.0),
 }
-# Lines are grouped by half window, each group's cap _GROUP_RATIO times the
-# previous; blocks are about _BLOCK_FRAC times the cap (measured on 11,000
-# lines / 16,000 pixels: see benchmarks/bench_generator.py). Evaluating the
-# narrowest lines on their own windows with segment_sum instead was measured
-# slower on the CPU (1.39 vs 1.09 ms for the whole eta sum).
-_GROUP_RATIO = 4.0
-_BLOCK_FRAC = 1.0
 _HOLTSMARK_NORM = 2.0 * (np.pi / 2.5) / np.sin(np.pi / 2.5)  # int dx / (1 + |x|^2.5)
-
-
-@dataclasses.dataclass(frozen=True)
-class _Group:
-    """Static block table of one window-size group of lines."""
-
-    block: int  # pixels per block
-    # Blocks are split into tiers by how many lines reach them, so that a few
-    # crowded blocks do not set the padded width of all. Per tier:
-    tables: tuple  # (n_blocks_tier, width_tier) line indices, padded with the dummy index
-    offsets: tuple  # same shape: block start - integer line position [pixels]
-    inverse: np.ndarray  # (n_blocks,) rows of the concatenated tiers in block order
-    hydrogen: bool
-
-    @property
-    def n_evaluations(self) -> int:
-        return sum(t.size for t in self.tables) * self.block
 
 
 class LineListGenerator:
@@ -263,53 +238,8 @@ class LineListGenerator:
         self.max_log_strength = np.log10(np.max(peak_g, axis=0))
         return np.clip(np.ceil(hw + 1.0), 2.0, max_window_kms / self.pixel_kms)
 
-    def _build_groups(self, hw: np.ndarray) -> list[_Group]:
-        n = len(self.linelist)
-        n_pix = self._wave.size
-        if n == 0:
-            return []
-        groups = []
-        # Groups by half window: <= 8, 32, 128, 512, ... pixels; hydrogen separate.
-        caps = [8.0 * _GROUP_RATIO**k for k in range(40)]
-        assigned = np.zeros(n, dtype=bool)
-        for is_h in (False, True):
-            prev = 0.0
-            for cap in caps:
-                sel = (self._hydrogen_np == is_h) & (hw > prev) & (hw <= cap) & ~assigned
-                prev = cap
-                if not sel.any():
-                    continue
-                assigned |= sel
-                block = int(min(max(8, 2 ** round(math.log2(cap * _BLOCK_FRAC))), 2048,
-                                2 ** math.ceil(math.log2(max(n_pix, 2)))))
-                idx = np.flatnonzero(sel)
-                lo = self._pos_np[idx] - hw[idx]
-                hi = self._pos_np[idx] + hw[idx]
-                n_blocks = -(-n_pix // block)
-                starts = np.arange(n_blocks) * block
-                rows = [
-                    idx[(lo <= s + block - 1) & (hi >= s)] for s in starts
-                ]
-                pos_int = np.append(self._pos_int, -(10**6))  # dummy far away
-                tiers = []
-                for blocks in _tiers(np.array([len(r) for r in rows])):
-                    width = max(1, max(len(rows[b]) for b in blocks))
-                    table = np.full((blocks.size, width), n, dtype=np.int32)  # n = dummy line
-                    for i, b in enumerate(blocks):
-                        table[i, : len(rows[b])] = rows[b]
-                    offset = (starts[blocks][:, None] - pos_int[table]).astype(np.int32)
-                    tiers.append((blocks, table, offset))
-                order = np.concatenate([t[0] for t in tiers])
-                groups.append(
-                    _Group(
-                        block=block,
-                        tables=tuple(t[1] for t in tiers),
-                        offsets=tuple(t[2] for t in tiers),
-                        inverse=np.argsort(order).astype(np.int32),
-                        hydrogen=is_h,
-                    )
-                )
-        return groups
+    def _build_groups(self, hw: np.ndarray) -> list[BlockGroup]:
+        return build_block_groups(self._pos_np, self._pos_int, self._hydrogen_np, hw, self._wave.size)
 
     # ---------------------------------------------------------------- physics
 
@@ -441,32 +371,6 @@ def _is_zero(v) -> bool:
         return float(v) == 0.0
     except (TypeError, jax.errors.ConcretizationTypeError):
         return False
-
-
-def _tiers(counts, max_tiers: int = 3):
-    """Split blocks into up to ``max_tiers`` tiers of similar line counts.
-
-    Chooses tier boundaries among count quantiles to minimize the padded
-    work ``sum(n_blocks_tier * max_count_tier)``. Returns a list of block-index arrays.
-    """
-    order = np.argsort(counts, kind="stable")
-    c = counts[order]
-    n = c.size
-    best, best_cost = [order], n * max(int(c[-1]), 1)
-    cands = sorted({int(q * n) for q in np.linspace(0.05, 0.95, 19)} - {0, n})
-    for i in cands:
-        cost = i * max(int(c[i - 1]), 1) + (n - i) * max(int(c[-1]), 1)
-        if cost < best_cost:
-            best, best_cost = [order[:i], order[i:]], cost
-        if max_tiers >= 3:
-            for j in cands:
-                if j <= i:
-                    continue
-                cost = (i * max(int(c[i - 1]), 1) + (j - i) * max(int(c[j - 1]), 1)
-                        + (n - j) * max(int(c[-1]), 1))
-                if cost < best_cost:
-                    best, best_cost = [order[:i], order[i:j], order[j:]], cost
-    return best
 
 
 def _hydrogen_params(sigma, w):
