@@ -70,7 +70,8 @@ def _prepare(generator, wave_obs, flux_obs, ivar):
     if not np.any(ivar > 0):
         raise ValueError("all pixels are masked (ivar = 0 or non-finite flux)")
     resampler = make_resampler(generator.wave, wave_obs)
-    return resampler, jnp.asarray(flux_obs, jnp.float32), jnp.asarray(ivar, jnp.float32)
+    dtype = jnp.result_type(float)
+    return resampler, jnp.asarray(flux_obs, dtype), jnp.asarray(ivar, dtype)
 
 
 def fit_velocity(
@@ -107,13 +108,13 @@ def fit_velocity(
         return jnp.sum(iv * (m - fobs) ** 2)
 
     grid = np.arange(rv_range[0], rv_range[1] + 0.5 * rv_step, rv_step)
-    c = np.array(jax.vmap(chi2)(jnp.asarray(grid, jnp.float32)))
+    c = np.array(jax.vmap(chi2)(jnp.asarray(grid, jnp.result_type(float))))
     i = int(np.clip(np.argmin(c), 1, len(grid) - 2))
     y0, y1, y2 = c[i - 1], c[i], c[i + 1]
     denom = y0 - 2 * y1 + y2
     shift = 0.5 * (y0 - y2) / denom if denom > 0 else 0.0
     rv = float(grid[i] + np.clip(shift, -1, 1) * rv_step)
-    return rv, float(chi2(jnp.float32(rv)))
+    return rv, float(chi2(jnp.asarray(rv, jnp.result_type(float))))
 
 
 def calibrate_loggf(
@@ -169,14 +170,15 @@ def calibrate_loggf(
         flux_obs = np.asarray(flux_obs)[sel]
         ivar = None if ivar is None else np.asarray(ivar)[sel]
     resampler, fobs, iv = _prepare(generator, wave_obs, flux_obs, ivar)
-    labels = jnp.asarray(labels, jnp.float32)
+    dtype = jnp.result_type(float)  # float32, or float64 under JAX_ENABLE_X64
+    labels = jnp.asarray(labels, dtype)
     n = generator.n_lines
-    zero = jnp.zeros(n, jnp.float32)
+    zero = jnp.zeros(n, dtype)
     strength, sigma, _ = generator._line_params(labels, zero)
     peak = np.asarray(strength / (np.sqrt(2 * np.pi) * sigma))
     lw = np.asarray(generator.linelist.wave)
     fitted = (peak >= min_strength) & (lw >= wave_obs[0]) & (lw <= wave_obs[-1])
-    mask = jnp.asarray(fitted, jnp.float32)
+    mask = jnp.asarray(fitted, dtype)
     dl = generator._dlnlam
     norm = float(jnp.sum(iv > 0))
 
@@ -192,7 +194,7 @@ def calibrate_loggf(
 
     import optax  # imported here: only calibration needs it
 
-    params = (zero, jnp.float32(rv))
+    params = (zero, jnp.asarray(rv, dtype))
     opt = optax.lbfgs()
     state = opt.init(params)
     value_and_grad = optax.value_and_grad_from_state(loss)
@@ -206,7 +208,7 @@ def calibrate_loggf(
     rms = lambda off, v: float(  # noqa: E731
         jnp.sqrt(jnp.sum(iv * (model(off, v) - fobs) ** 2) / jnp.sum(iv))
     )
-    rms_before = rms(zero, jnp.float32(rv))
+    rms_before = rms(zero, jnp.asarray(rv, dtype))
     for _ in range(steps):
         params, state, _ = step(params, state)
     u, v = params
@@ -218,6 +220,6 @@ def calibrate_loggf(
         fitted=fitted,
         rv=float(v),
         rms_before=rms_before,
-        rms_after=rms(jnp.asarray(offsets, jnp.float32), v),
+        rms_after=rms(jnp.asarray(offsets, dtype), v),
         n_steps=steps,
     )

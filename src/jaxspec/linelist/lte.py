@@ -255,7 +255,10 @@ def atmosphere_state(
         # so averaging makes them contractions.
         return 0.5 * (log_pg + log_pg_new), 0.5 * (log_pe + log_pe_new)
 
-    log_pg0 = 4.0 + (2.0 / 3.0) * (logg - 4.44)
+    # The carry takes the promoted dtype of all inputs (float32 labels with
+    # float64 tables under JAX_ENABLE_X64 would otherwise change type in the loop).
+    dtype = jnp.result_type(teff, logg, log_eps, tables["partition"], tables["atomic_mass"])
+    log_pg0 = jnp.asarray(4.0 + (2.0 / 3.0) * (logg - 4.44), dtype)
     log_pe0 = log_pg0 - 4.0
     log_pg, log_pe = lax.fori_loop(0, n_iter, body, (log_pg0, log_pe0))
     ne_h, log_f = electrons_per_h(log_pe)
