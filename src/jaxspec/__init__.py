@@ -3,7 +3,9 @@
 Public API (everything else is reachable by module but not promised):
 
 * spectral models: :class:`LineListGenerator` (line-list synthesis on real
-  atomic data), :class:`GeneratorParams`, the :class:`SpectralModel` protocol;
+  atomic data), :class:`GeneratorParams`, :class:`Emulator` (Flax NNX
+  networks; imports The Payne and binspec weights), the
+  :class:`SpectralModel` protocol;
 * line lists: :class:`LineList`, :func:`builtin_linelist`, :func:`read_vald`,
   :func:`read_moog`, :func:`calibrate_loggf`;
 * conventions: :func:`air_to_vacuum`, :func:`vacuum_to_air`;
@@ -14,6 +16,7 @@ Public API (everything else is reachable by module but not promised):
 from jaxspec import physics
 from jaxspec._cache import enable_compilation_cache
 from jaxspec._version import __version__
+from jaxspec.emulator import Emulator
 from jaxspec.linelist import (
     GeneratorParams,
     LineList,
@@ -27,6 +30,7 @@ from jaxspec.physics import air_to_vacuum, vacuum_to_air
 from jaxspec.spectral_model import SpectralModel
 
 __all__ = [
+    "Emulator",
     "GeneratorParams",
     "LineList",
     "LineListGenerator",
