@@ -16,7 +16,7 @@ Public API (everything else is reachable by module but not promised):
 from jaxspec import physics
 from jaxspec._cache import enable_compilation_cache
 from jaxspec._version import __version__
-from jaxspec.emulator import Emulator
+from jaxspec.emulator import Emulator, default_model, train_emulator
 from jaxspec.linelist import (
     GeneratorParams,
     LineList,
@@ -40,8 +40,10 @@ __all__ = [
     "builtin_linelist",
     "enable_compilation_cache",
     "calibrate_loggf",
+    "default_model",
     "physics",
     "read_moog",
     "read_vald",
+    "train_emulator",
     "vacuum_to_air",
 ]

@@ -5,7 +5,28 @@ and satisfies :class:`jaxspec.spectral_model.SpectralModel`; files are read
 and written by :mod:`jaxspec.emulator.io`.
 """
 
+from jaxspec.emulator.default import default_model
 from jaxspec.emulator.emulator import RANGE_POLICIES, Emulator
 from jaxspec.emulator.networks import MLP, PerPixelNet
+from jaxspec.emulator.train import (
+    TrainingReport,
+    make_training_set,
+    read_grid,
+    sample_labels,
+    train_emulator,
+    write_grid,
+)
 
-__all__ = ["Emulator", "MLP", "PerPixelNet", "RANGE_POLICIES"]
+__all__ = [
+    "MLP",
+    "RANGE_POLICIES",
+    "Emulator",
+    "PerPixelNet",
+    "TrainingReport",
+    "default_model",
+    "make_training_set",
+    "read_grid",
+    "sample_labels",
+    "train_emulator",
+    "write_grid",
+]
