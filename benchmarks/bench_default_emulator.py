@@ -31,7 +31,8 @@ ROOT = Path(__file__).resolve().parents[1]
 
 
 def _training_constants():
-    spec = importlib.util.spec_from_file_location("train_default", ROOT / "scripts" / "train_default_emulator.py")
+    path = ROOT / "scripts" / "train_default_emulator.py"
+    spec = importlib.util.spec_from_file_location("train_default", path)
     mod = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(mod)
     return mod

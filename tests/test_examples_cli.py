@@ -56,3 +56,25 @@ def test_cli_help_explains_with_example(capsys):
     with pytest.raises(SystemExit):
         main(["demo", "--help"])
     assert "Example: jaxspec demo" in capsys.readouterr().out
+
+
+def test_cli_train_from_generator_and_grid(tmp_path, capsys):
+    from jaxspec.cli import main
+    from jaxspec.emulator import Emulator, read_grid, write_grid
+
+    out = tmp_path / "em.h5"
+    args = ["train", "--wave-min", "5170", "--wave-max", "5176", "--n-train", "64", "--box",
+            "5000", "6000", "4", "5", "-0.5", "0", "--hidden", "16", "--steps", "200", "--out", str(out)]
+    assert main(args) == 0
+    em = Emulator.load(out)
+    assert em.label_names == ("teff", "logg", "feh")
+    np.testing.assert_allclose(em.label_bounds, [[5000, 6000], [4, 5], [-0.5, 0]])
+    printed = capsys.readouterr().out
+    assert json.loads(printed[printed.index("{"):])["val_rms"] > 0
+    grid = tmp_path / "grid.h5"
+    rng = np.random.default_rng(0)
+    lab = rng.uniform(size=(32, 2))
+    write_grid(grid, lab, 1 - 0.3 * lab[:, :1] * np.ones((1, 20)), np.linspace(5000, 5001, 20), ("a", "b"))
+    assert read_grid(grid)[3] == ("a", "b")
+    assert main(["train", "--grid", str(grid), "--hidden", "8", "--steps", "100", "--out", str(out)]) == 0
+    assert Emulator.load(out).label_names == ("a", "b")

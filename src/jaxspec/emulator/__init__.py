@@ -8,8 +8,10 @@ and written by :mod:`jaxspec.emulator.io`.
 from jaxspec.emulator.default import default_model
 from jaxspec.emulator.emulator import RANGE_POLICIES, Emulator
 from jaxspec.emulator.networks import MLP, PerPixelNet
+from jaxspec.emulator.phoenix import load_phoenix_grid
 from jaxspec.emulator.train import (
     TrainingReport,
+    emulator_from_generator,
     make_training_set,
     read_grid,
     sample_labels,
@@ -24,6 +26,8 @@ __all__ = [
     "PerPixelNet",
     "TrainingReport",
     "default_model",
+    "emulator_from_generator",
+    "load_phoenix_grid",
     "make_training_set",
     "read_grid",
     "sample_labels",

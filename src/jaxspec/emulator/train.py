@@ -25,6 +25,7 @@ from __future__ import annotations
 import dataclasses
 import json
 import time
+import warnings
 
 import jax
 import jax.numpy as jnp
@@ -34,6 +35,7 @@ from jaxspec.physics.grid import check_wavelengths
 
 __all__ = [
     "TrainingReport",
+    "emulator_from_generator",
     "make_training_set",
     "read_grid",
     "sample_labels",
@@ -64,7 +66,11 @@ def sample_labels(bounds, n: int, *, seed: int = 0, method: str = "sobol") -> np
         raise ValueError(f"n must be positive, got {n}")
     d = bounds.shape[0]
     if method == "sobol":
-        u = qmc.Sobol(d, scramble=True, seed=seed).random(n)
+        # Sobol points are best balanced for n a power of 2; other n are fine
+        # for training sets, so scipy's warning about it is silenced.
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", UserWarning)
+            u = qmc.Sobol(d, scramble=True, seed=seed).random(n)
     elif method == "lhs":
         u = qmc.LatinHypercube(d, seed=seed).random(n)
     elif method == "uniform":
@@ -312,3 +318,34 @@ def train_emulator(
     emulator = Emulator(model, lo, hi, label_names=tuple(label_names), wave=wave,
                         label_bounds=bounds, flux_offset=np.asarray(offset))
     return emulator, report
+
+
+def emulator_from_generator(
+    generator,
+    n_train: int = 8192,
+    *,
+    label_bounds=None,
+    bin_pixels: int = 3,
+    n_val: int = 512,
+    seed: int = 0,
+    method: str = "sobol",
+    **train_kwargs,
+):
+    """Make an emulator for any band and label box from a spectral model, in one call.
+
+    Draws ``n_train`` labels with a space-filling design (``method``) inside
+    ``label_bounds`` (default: the model's ``label_bounds``), computes the
+    model's spectra binned by ``bin_pixels``, draws an independent uniform
+    validation set of ``n_val``, and trains with :func:`train_emulator`
+    (``train_kwargs`` go there).
+
+    Returns:
+        ``(emulator, TrainingReport)``.
+    """
+    bounds = np.asarray(generator.label_bounds if label_bounds is None else label_bounds, dtype=np.float64)
+    labels = sample_labels(bounds, n_train, seed=seed, method=method)
+    val = sample_labels(bounds, n_val, seed=seed + 1, method="uniform")
+    flux, wave = make_training_set(generator, labels, bin_pixels=bin_pixels)
+    f_val, _ = make_training_set(generator, val, bin_pixels=bin_pixels)
+    return train_emulator(labels, flux, wave, generator.label_names, label_bounds=bounds,
+                          val_data=(val, f_val), seed=seed, **train_kwargs)
