@@ -112,3 +112,31 @@ def test_default_model_matches_the_generator():
     np.testing.assert_allclose(wave, em.wave, rtol=1e-12)
     pred = np.asarray(em.flux_batch(labels))
     assert np.sqrt(np.mean((pred - truth) ** 2)) < 1e-3
+
+
+def test_small_training_on_binspec_network(tmp_path, monkeypatch):
+    """Small version of benchmarks/bench_train_binspec.py (full run: 4096 spectra, held-out rms 1.1e-3).
+
+    512 spectra of the first 400 APOGEE pixels from binspec's network, a 64 x 64
+    MLP and 2000 steps: the held-out rms must fall far below the spread of the
+    spectra (a broken trainer stays near it); 1e-2 is twice what this size reaches.
+    """
+    import importlib.util
+    import json
+    from pathlib import Path
+
+    from tests._shared import SHARED_DATA
+
+    if not (SHARED_DATA / "binspec" / "NN_normalized_spectra.npz").is_file():
+        pytest.skip(f"binspec network not found in {SHARED_DATA / 'binspec'}; set JAXSPEC_SHARED_DATA")
+    path = Path(__file__).resolve().parents[2] / "benchmarks" / "bench_train_binspec.py"
+    spec = importlib.util.spec_from_file_location("bench_train_binspec", path)
+    mod = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(mod)
+    out = tmp_path / "r.json"
+    monkeypatch.setenv("JAXSPEC_SHARED_DATA", str(SHARED_DATA))
+    mod.main(["--n-train", "512", "--n-test", "200", "--steps", "2000", "--hidden", "64", "64",
+              "--n-pix", "400", "--out", str(out)])
+    r = json.loads(out.read_text())
+    assert r["test_rms"] < 1e-2
+    assert r["test_rms"] < 0.25 * r["flux_std"]
