@@ -1,5 +1,6 @@
 """Gradient fitting: a batched Levenberg-Marquardt solver (fit_binary is built on it)."""
 
+from jaxspec.fit.continuum import continuum_design, find_segments, solve_continuum
 from jaxspec.fit.lm import LMResult, levenberg_marquardt
 
-__all__ = ["LMResult", "levenberg_marquardt"]
+__all__ = ["LMResult", "continuum_design", "find_segments", "levenberg_marquardt", "solve_continuum"]
