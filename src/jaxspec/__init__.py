@@ -17,6 +17,7 @@ from jaxspec import physics
 from jaxspec._cache import enable_compilation_cache
 from jaxspec._version import __version__
 from jaxspec.emulator import Emulator, default_model, train_emulator
+from jaxspec.fit import BinaryFit, fit_binary
 from jaxspec.linelist import (
     GeneratorParams,
     LineList,
@@ -30,6 +31,7 @@ from jaxspec.physics import air_to_vacuum, vacuum_to_air
 from jaxspec.spectral_model import SpectralModel
 
 __all__ = [
+    "BinaryFit",
     "Emulator",
     "GeneratorParams",
     "LineList",
@@ -39,6 +41,7 @@ __all__ = [
     "air_to_vacuum",
     "builtin_linelist",
     "enable_compilation_cache",
+    "fit_binary",
     "calibrate_loggf",
     "default_model",
     "physics",

@@ -76,8 +76,14 @@ def todcor(shifted_1, shifted_2, data, ivar, rv) -> TodcorResult:
     return TodcorResult(rv=jnp.asarray(rv), chi2=chi2, a=a, b=b)
 
 
-def best_peaks(result: TodcorResult, n: int = 3, *, min_separation: float = 10.0) -> list[dict]:
+def best_peaks(
+    result: TodcorResult, n: int = 3, *, min_separation: float = 10.0, min_rv_difference: float = 0.0
+) -> list[dict]:
     """The ``n`` lowest-chi2 grid points that are at least ``min_separation`` km/s apart.
+
+    Points with ``|rv_1 - rv_2| < min_rv_difference`` are skipped: there the
+    two templates blend into one line profile with a free depth scale, a
+    single-star solution that the single-star fit covers.
 
     Each peak is a dict with ``rv_1``, ``rv_2`` [km/s], ``flux_ratio`` (b / a)
     and ``chi2``; peaks with ``flux_ratio > 1`` have their components swapped
@@ -90,7 +96,7 @@ def best_peaks(result: TodcorResult, n: int = 3, *, min_separation: float = 10.0
     peaks = []
     for flat in order:
         i, j = np.unravel_index(flat, chi2.shape)
-        if not (a[i, j] > 0 and b[i, j] > 0):
+        if not (a[i, j] > 0 and b[i, j] > 0) or abs(rv[i] - rv[j]) < min_rv_difference:
             continue
         if any(abs(rv[i] - p["_rv1"]) < min_separation and abs(rv[j] - p["_rv2"]) < min_separation
                for p in peaks):
