@@ -33,6 +33,11 @@ def test_cli_demo(tmp_path):
     assert main(["demo", "--out", str(tmp_path), "--no-sun"]) == 0
     summary = json.loads((tmp_path / "summary.json").read_text())
     assert summary["binary_truth"]["flux_ratio"] == pytest.approx(0.35)
+    fit = summary["binary_fit"]
+    assert fit["is_binary"] is True
+    assert abs(fit["rv_1"] - summary["binary_truth"]["rv_1"]) < 2.0
+    assert abs(fit["rv_2"] - summary["binary_truth"]["rv_2"]) < 3.0
+    assert (tmp_path / "binary_fit.png").stat().st_size > 1000
     from astropy.table import Table
 
     t = Table.read(tmp_path / "binary_spectrum.fits")
