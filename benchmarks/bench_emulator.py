@@ -53,6 +53,7 @@ import jax.numpy as jnp
 import numpy as np
 from flax import nnx
 
+from jaxspec._machine import cpu_model
 from jaxspec.emulator import MLP, Emulator, PerPixelNet
 from jaxspec.emulator.networks import network_arrays
 
@@ -180,16 +181,6 @@ def time_it(fn, arg, repeat: int) -> float:
     return statistics.median(_mean_time(fn, arg, number) for _ in range(max(1, repeat)))
 
 
-def _cpu_model() -> str:
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    return platform.processor()
-
-
 def main(argv=None) -> dict:
     args = parse_args(argv)
     em, source = make_emulator(args.model, args.seed)
@@ -235,7 +226,7 @@ def main(argv=None) -> dict:
         "n_labels": em.n_labels,
         "n_pix": em.n_pix,
         "device": f"{jax.default_backend()}: {jax.devices()[0].device_kind}",
-        "cpu_model": _cpu_model(),
+        "cpu_model": cpu_model(),
         "platform": jax.default_backend(),
         "precision": precision,
         "numpy_dtype": np.dtype(np_dtype).name,

@@ -62,6 +62,7 @@ import jax.numpy as jnp
 import numpy as np
 from scipy.special import erf
 
+from jaxspec._machine import cpu_model
 from jaxspec.linelist.builtin import builtin_linelist
 from jaxspec.linelist.generator import LineListGenerator
 from jaxspec.linelist.reference import dense_eta, residual_flux
@@ -189,16 +190,6 @@ def profile_stages(gen, labels, repeat: int) -> dict:
 # --------------------------------------------------------------------------- main
 
 
-def _cpu_model() -> str:
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    return platform.processor()
-
-
 def main(argv=None) -> dict:
     args = parse_args(argv)
     float_dtype = jnp.zeros(()).dtype
@@ -228,7 +219,7 @@ def main(argv=None) -> dict:
     result = {
         "benchmark": "bench_generator",
         "device": f"{jax.default_backend()}: {jax.devices()[0].device_kind}",
-        "cpu_model": _cpu_model(),
+        "cpu_model": cpu_model(),
         "platform": jax.default_backend(),
         "jax": jax.__version__,
         "numpy": np.__version__,
