@@ -87,7 +87,7 @@ def test_gradients_finite_at_the_edges(em, wave):
 
 
 def test_bad_input(em, wave):
-    with pytest.raises(ValueError, match="inside the model grid"):
+    with pytest.raises(ValueError, match="model.s wavelength range"):
         BinaryModel(em, np.arange(4900.0, 5000.0, 0.1))
     with pytest.raises(ValueError, match="increasing"):
         BinaryModel(em, wave[::-1])
@@ -95,3 +95,106 @@ def test_bad_input(em, wave):
         BinaryModel(em, wave, flux_ratio_mode="model")
     with pytest.raises(ValueError, match="shared"):
         BinaryModel(em, wave, shared=("alpha_fe",))
+
+
+def _weighted_total(bm, names, base):
+    w = jnp.asarray(np.random.default_rng(0).normal(size=bm.wave.size), jnp.float32)
+
+    def f(v):
+        return jnp.sum(w * bm.flux({**base, **dict(zip(names, v, strict=True))}))
+
+    return f
+
+
+@pytest.mark.parametrize("edge", [
+    {"vsini_1": 0.0, "vsini_2": 0.0},
+    {"flux_ratio": 1.0},
+    {"flux_ratio": 0.0},
+    {"teff_1": 7500.0, "teff_2": 4000.0, "logg_1": 5.0, "logg_2": 1.0, "feh": -2.0},
+])
+def test_check_grads_at_the_edges(em, wave, edge):
+    """jax.test_util.check_grads (forward and reverse, first order) at vsini = 0, the flux-ratio
+    bounds and the label bounds. float32 finite differences: eps and tolerances sized for them
+    (the steps stay inside the rotation kernel's analytic small-vsini branch)."""
+    from jax.test_util import check_grads
+
+    bm = BinaryModel(em, wave, resolution=7500.0)
+    base = {k: jnp.asarray(v, jnp.float32) for k, v in {**THETA, **edge}.items()}
+    names = list(edge) + ["rv_1"]
+    f = _weighted_total(bm, names, base)
+    v0 = jnp.asarray([base[n] for n in names], jnp.float32)
+    g = jax.grad(f)(v0)
+    assert np.all(np.isfinite(np.asarray(g)))
+    # one-sided edges: probe with steps that stay inside the bounds
+    scale = jnp.asarray([{"teff_1": 100.0, "teff_2": 100.0}.get(n, 1.0) for n in names], jnp.float32)
+    check_grads(lambda u: f(v0 + scale * u), (jnp.zeros_like(v0),), order=1, modes=("fwd", "rev"),
+                eps=1e-2, atol=0.05, rtol=0.05)
+
+
+@pytest.mark.parametrize("mode,res", [("constant", 7500.0), ("blackbody", 7500.0), ("constant", "ramp")])
+def test_structured_jacobian_matches_jacfwd(em, wave, mode, res):
+    if res == "ramp":
+        res = np.linspace(6000.0, 9000.0, wave.size)
+    bm = BinaryModel(em, wave, resolution=res, flux_ratio_mode=mode)
+    names = bm.spec.free
+    theta = {k: jnp.asarray(v, jnp.float32) for k, v in THETA.items()}
+    m, jt = bm.flux_and_jacobian(theta)
+    ref = jax.jacfwd(lambda v: bm.flux({**theta, **dict(zip(names, v, strict=True))}))(
+        jnp.stack([theta[n] for n in names]))
+    np.testing.assert_allclose(m, bm.flux(theta), atol=1e-6)
+    scale = np.abs(np.asarray(ref)).max(axis=0) + 1e-12
+    np.testing.assert_allclose(np.asarray(jt).T / scale, np.asarray(ref) / scale, atol=1e-5)
+
+
+def test_segmented_grid_and_model_mode():
+    """A model grid of two uniform segments (like APOGEE's chips) and an unnormalized model."""
+    from jaxspec.models.binary import uniform_segments
+
+    g = np.exp(np.log(5000.0) + 1e-5 * np.arange(2000))
+    w2 = np.exp(np.log(g[-1]) + 1e-5 * (np.arange(1500) + 300))
+    mw = np.concatenate([g, w2])
+    segs, step = uniform_segments(mw)
+    assert segs == [(0, 2000), (2000, 3500)] and step == pytest.approx(1e-5, rel=1e-6)
+    with pytest.raises(ValueError, match="not uniform"):
+        uniform_segments(np.concatenate([g, g[-1] * (1 + 1.5e-5) * np.exp(1e-5 * np.arange(10))]))
+
+    class Toy:
+        """Two Gaussian lines whose depth depends on teff; continuum ~ teff^4 lambda^-1 (unnormalized)."""
+
+        label_names = ("teff", "logg", "feh")
+        label_bounds = np.array([[4000.0, 7000.0], [1.0, 5.0], [-1.0, 0.5]])
+        wave = mw
+
+        def flux(self, labels):
+            x = jnp.asarray(mw)
+            depth = 0.5 * (labels[0] / 7000.0) * (1 + 0.1 * labels[2])
+            return 1.0 - depth * (jnp.exp(-0.5 * ((x - 5050.0) / 0.1) ** 2)
+                                  + jnp.exp(-0.5 * ((x - mw[2600]) / 0.1) ** 2))
+
+    class ToyUnnorm:
+        label_names = ("teff",)
+        label_bounds = np.array([[4000.0, 7000.0]])
+        wave = mw
+
+        def flux(self, labels):
+            return (labels[0] / 5000.0) ** 4 * (5000.0 / jnp.asarray(mw)) ** (labels[0] / 2000.0)
+
+    obs = mw[50:-50]
+    bm = BinaryModel(Toy(), obs, flux_ratio_mode="model", unnormalized=ToyUnnorm(), ref_wave=5100.0)
+    th = {"teff_1": 6000.0, "logg_1": 4.0, "teff_2": 4500.0, "logg_2": 4.5, "feh": 0.0, "rv_1": 20.0,
+          "rv_2": -30.0, "vsini_1": 0.0, "vsini_2": 0.0, "flux_ratio": 0.5}
+    k = np.asarray(bm.ratio(th))
+    assert np.interp(5100.0, mw, k) == pytest.approx(0.5, rel=2e-3)
+    p = 4500 / 2000 - 6000 / 2000
+    want = 0.5 * (5000.0 / mw) ** p / (5000.0 / 5100.0) ** p
+    np.testing.assert_allclose(k, want, rtol=2e-3)  # a smooth continuum: the cubic fit is close
+    f = np.asarray(bm.flux(th))
+    assert np.all(np.isfinite(f))
+    # each line moves with its star's velocity, in both segments
+    c = 299792.458
+    for line in (5050.0, mw[2600]):
+        for rv in (20.0, -30.0):
+            i = np.argmin(np.abs(obs - line * (1 + rv / c)))
+            assert f[i] < 0.95
+    with pytest.raises(ValueError, match="unnormalized"):
+        BinaryModel(Toy(), obs, flux_ratio_mode="model")

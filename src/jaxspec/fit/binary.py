@@ -1,19 +1,39 @@
-"""``fit_binary``: find and measure an SB2 in one spectrum (first version).
+"""``fit_binary``, ``fit_single`` and ``fit_binary_batch``: find and measure SB2s.
 
-Pipeline: input checks (non-finite pixels masked) -> a first-order continuum
--> TODCOR over a grid of (rv_1, rv_2) for a few template pairs -> the best
-distinct peaks become starts -> Levenberg-Marquardt from every start at once
-(``vmap``), with the continuum solved by variable projection inside each
-step -> the lowest chi-square wins. A single-star fit from the same machinery
-(``flux_ratio`` fixed to 0) gives ``delta_chi2`` and BIC for model comparison.
+Per spectrum, all inside one jitted function that is ``vmap``-ped over spectra:
 
-``is_binary`` is True when the binary model lowers the BIC by more than
-``BIC_THRESHOLD`` = 10 ("very strong" evidence on the Kass & Raftery scale).
+1. Non-finite flux or errors are masked (ivar = 0); a first-order continuum
+   (the data against a flat model) normalizes the data for step 2.
+2. TODCOR over a grid of (rv_1, rv_2) for every pair of a few template
+   temperatures (the flux ratio solved analytically at each grid point, see
+   :mod:`jaxspec.fit.todcor`); the lowest distinct grid points, with the
+   components ordered so that star 1 is the brighter, become starts.
+3. A single-star fit (``flux_ratio`` fixed at 0) from the best
+   one-template cross-correlation peak.
+4. Levenberg-Marquardt from every start at once (``vmap``), plus one start
+   that puts the single-star solution in component 1; the continuum (a
+   Chebyshev polynomial per segment of ``wave``) is solved by variable
+   projection inside each step, so it never needs a start; bounds enter
+   through a logistic transform (parameters neither stick at nor cross them).
+5. Lowest chi-square wins; errors and covariance from the Gauss-Newton
+   Hessian at the solution.
+
+Model comparison: ``is_binary`` is True when the binary model lowers the
+Bayesian information criterion ``chi2 + k ln(n)`` by more than
+``bic_threshold`` (default :data:`BIC_THRESHOLD` = 10, "very strong"
+evidence on the Kass & Raftery scale; k counts the free parameters and the
+continuum coefficients).
+
+Fitters are cached per (model, wavelength grid, settings), so fitting many
+spectra on one grid compiles once; JAX's persistent compilation cache (see
+:func:`jaxspec.enable_compilation_cache`) carries that across processes.
 """
 
 from __future__ import annotations
 
 import dataclasses
+import functools
+import hashlib
 import itertools
 
 import jax
@@ -22,134 +42,551 @@ import numpy as np
 
 from jaxspec.fit.continuum import continuum_design, solve_continuum
 from jaxspec.fit.lm import levenberg_marquardt
-from jaxspec.fit.todcor import best_peaks, todcor
+from jaxspec.fit.result import FLAGS, BinaryFit
+from jaxspec.fit.todcor import todcor_cross
 from jaxspec.models.binary import BinaryModel
 from jaxspec.physics.grid import check_wavelengths
 
-__all__ = ["BinaryFit", "fit_binary", "BIC_THRESHOLD"]
+__all__ = ["BIC_THRESHOLD", "fit_binary", "fit_binary_batch", "fit_single", "prepare_spectrum"]
 
 BIC_THRESHOLD = 10.0
+_FITTERS: dict = {}
+_MAX_FITTERS = 8
 
 
-@dataclasses.dataclass(frozen=True)
-class BinaryFit:
-    """Result of :func:`fit_binary` (numpy values; ``params`` and ``errors`` keyed by name).
+# ------------------------------------------------------------------ input checks
 
-    Attributes:
-        params, errors: best values and 1-sigma errors (Gauss-Newton covariance;
-            not meaningful for parameters listed in ``at_bound``).
-        covariance: (n_free, n_free) covariance of the free parameters, in ``free`` order.
-        free: names of the fitted parameters.
-        chi2, dof, n_iter, converged: fit statistics.
-        at_bound: names of parameters within 1e-3 of a bound (relative to the range).
-        single_params, single_chi2: the single-star fit.
-        delta_chi2, bic_single, bic_binary, is_binary: model comparison.
-        wave, flux, ivar, model, model_1, model_2, continuum: (n_obs,) arrays:
-            data, best model (continuum included), each star's contribution
-            (continuum included), and the continuum.
-        flag: '' when all is well, else a short description (non-finite fit,
-            not converged).
+
+def prepare_spectrum(flux, wave, err=None, ivar=None):
+    """Check one or a stack of spectra and turn errors into inverse variance.
+
+    Args:
+        flux: (P,) or (N, P) observed flux.
+        wave: (P,) vacuum wavelengths [A], strictly increasing, finite.
+        err, ivar: 1-sigma errors or inverse variance, same shape as ``flux``
+            (one of them; neither means unit weights).
+
+    Returns:
+        ``(flux, wave, ivar)`` float64 numpy arrays; pixels with non-finite
+        flux or error, negative ivar or zero/negative err get ivar = 0 and
+        flux = 1.
+
+    Raises:
+        ValueError: shape mismatch, bad wavelengths, both err and ivar,
+            negative errors.
     """
-
-    params: dict
-    errors: dict
-    covariance: np.ndarray
-    free: tuple
-    chi2: float
-    dof: int
-    n_iter: int
-    converged: bool
-    at_bound: tuple
-    single_params: dict
-    single_chi2: float
-    delta_chi2: float
-    bic_single: float
-    bic_binary: float
-    is_binary: bool
-    wave: np.ndarray
-    flux: np.ndarray
-    ivar: np.ndarray
-    model: np.ndarray
-    model_1: np.ndarray
-    model_2: np.ndarray
-    continuum: np.ndarray
-    flag: str
-
-    def to_dict(self) -> dict:
-        """Scalars only: parameters, errors (``<name>_err``) and statistics."""
-        out = {k: float(v) for k, v in self.params.items()}
-        out.update({f"{k}_err": float(v) for k, v in self.errors.items()})
-        for k in ("chi2", "dof", "n_iter", "converged", "single_chi2", "delta_chi2", "bic_single",
-                  "bic_binary", "is_binary", "flag"):
-            out[k] = getattr(self, k)
-        return out
-
-    def summary(self) -> str:
-        """A small table of the fit."""
-        lines = [f"{'parameter':12s} {'value':>12s} {'error':>10s}"]
-        for k, v in self.params.items():
-            err = self.errors.get(k)
-            tail = f"{err:10.4f}" if err is not None else "   (fixed)"
-            lines.append(f"{k:12s} {v:12.4f} {tail}")
-        lines.append(f"chi2 {self.chi2:.1f} / dof {self.dof}; single-star chi2 {self.single_chi2:.1f}; "
-                     f"delta_chi2 {self.delta_chi2:.1f}; is_binary {self.is_binary}")
-        if self.flag:
-            lines.append(f"FLAG: {self.flag}")
-        return "\n".join(lines)
-
-    def plot(self, path=None):
-        """Data, model, both components and residuals (matplotlib, imported lazily)."""
-        import matplotlib.pyplot as plt
-
-        fig, ax = plt.subplots(2, 1, figsize=(11, 6), sharex=True, height_ratios=(3, 1))
-        good = self.ivar > 0
-        ax[0].plot(self.wave[good], self.flux[good], "k", lw=0.5, label="data")
-        ax[0].plot(self.wave, self.model, "C3", lw=0.7, label="binary model")
-        ax[0].plot(self.wave, self.model_1 + 0.5 * self.continuum, "C0", lw=0.5, label="star 1 (shifted)")
-        ax[0].plot(self.wave, self.model_2 + 0.2 * self.continuum, "C2", lw=0.5, label="star 2 (shifted)")
-        ax[0].legend(fontsize=8, loc="lower left")
-        ax[1].plot(self.wave[good], (self.flux - self.model)[good], "k", lw=0.4)
-        ax[1].set_xlabel("vacuum wavelength [A]")
-        fig.tight_layout()
-        if path is not None:
-            fig.savefig(path, dpi=110)
-            plt.close(fig)
-        return fig
-
-
-def _prepare(flux, wave, err, ivar):
     wave = check_wavelengths(wave, "wave", min_size=10)
     flux = np.asarray(flux, dtype=np.float64)
-    if flux.shape != wave.shape:
-        raise ValueError(f"flux has shape {flux.shape} but wave has {wave.shape}")
+    if flux.ndim not in (1, 2) or flux.shape[-1] != wave.size:
+        raise ValueError(f"flux has shape {flux.shape} but wave has {wave.shape}; flux must be (P,) or "
+                         f"(N, P) with P = {wave.size}")
     if err is not None and ivar is not None:
         raise ValueError("give err or ivar, not both")
     if err is not None:
         err = np.asarray(err, dtype=np.float64)
-        if err.shape != wave.shape:
-            raise ValueError(f"err has shape {err.shape} but wave has {wave.shape}")
+        if err.shape != flux.shape:
+            raise ValueError(f"err has shape {err.shape} but flux has {flux.shape}")
+        if np.any(err[np.isfinite(err)] < 0):
+            raise ValueError("err has negative values; errors must be >= 0 (use inf or NaN to mask)")
         with np.errstate(divide="ignore", invalid="ignore"):
             ivar = np.where(np.isfinite(err) & (err > 0), 1.0 / err**2, 0.0)
     elif ivar is None:
         ivar = np.ones_like(flux)
     ivar = np.asarray(ivar, dtype=np.float64)
-    if ivar.shape != wave.shape:
-        raise ValueError(f"ivar has shape {ivar.shape} but wave has {wave.shape}")
-    bad = ~np.isfinite(flux) | ~np.isfinite(ivar) | (ivar < 0)
+    if ivar.shape != flux.shape:
+        raise ValueError(f"ivar has shape {ivar.shape} but flux has {flux.shape}")
+    if np.any(ivar[np.isfinite(ivar)] < 0):
+        raise ValueError("ivar has negative values; inverse variances must be >= 0 (0 masks a pixel)")
+    bad = ~np.isfinite(flux) | ~np.isfinite(ivar)
     ivar = np.where(bad, 0.0, ivar)
     flux = np.where(bad, 1.0, flux)
-    if not np.any(ivar > 0):
-        raise ValueError("all pixels are masked (non-finite flux or err, or ivar = 0)")
     return flux, wave, ivar
 
 
-def _templates(model):
-    bounds = dict(zip(model.label_names, np.asarray(model.label_bounds), strict=True))
-    lo, hi = bounds["teff"]
-    teffs = np.linspace(lo + 0.15 * (hi - lo), hi - 0.2 * (hi - lo), 3)[::-1]
-    base = {n: float(np.clip(4.5 if n == "logg" else np.mean(b), *b)) for n, b in bounds.items()}
-    pairs = [(t1, t2) for t1, t2 in itertools.combinations_with_replacement(teffs, 2)]
-    return base, pairs
+# ------------------------------------------------------------------ the fitter
+
+
+def _label_starts(model):
+    """Base labels (logg 4.5, velocities low, others mid-range) and 3 template temperatures."""
+    bounds = dict(zip(model.label_names, np.asarray(model.label_bounds, dtype=np.float64), strict=True))
+    base = {}
+    for n, (lo, hi) in bounds.items():
+        if n == "logg":
+            base[n] = float(np.clip(4.5, lo, hi))
+        elif n.startswith("v"):  # vmacro, vmic: start low
+            base[n] = float(lo + 0.15 * (hi - lo))
+        else:
+            base[n] = float(0.5 * (lo + hi))
+    if "teff" in bounds:
+        lo, hi = bounds["teff"]
+        teffs = np.linspace(lo + 0.15 * (hi - lo), hi - 0.2 * (hi - lo), 3)[::-1]
+    else:
+        teffs = np.array([np.nan])
+    return base, teffs
+
+
+@dataclasses.dataclass(frozen=True)
+class _Options:
+    flux_ratio_mode: str
+    continuum_degree: int
+    n_starts: int
+    rv_range: float
+    rv_step: float
+    max_iter: int
+    explore_iter: int
+    ftol: float
+    shared: tuple
+    fixed: tuple
+    ref_wave: float | None
+    min_rv_difference: float
+
+
+class _Fitter:
+    """Everything that depends on (model, wave, resolution, options) but not on the data."""
+
+    def __init__(self, model, wave, resolution, opts: _Options, unnormalized=None):
+        self.opts = opts
+        fixed = dict(opts.fixed)
+        self.base, self.teffs = _label_starts(model)
+        if fixed.get("flux_ratio") == 0.0:  # a single-star fit: the secondary does not exist
+            names = BinaryModel(model, wave, shared=opts.shared).spec.names
+            fixed.update({n: self._start_value(n) for n in names if n.endswith("_2")}, vsini_2=0.0)
+        self.bm = BinaryModel(model, wave, resolution=resolution, flux_ratio_mode=opts.flux_ratio_mode,
+                              unnormalized=unnormalized, shared=opts.shared, fixed=fixed,
+                              ref_wave=opts.ref_wave, rv_max=max(opts.rv_range * 1.5, 50.0))
+        spec = self.bm.spec
+        # Single star: flux_ratio 0, the secondary's parameters fixed at their start values.
+        fixed2 = {n: self._start_value(n) for n in spec.names if n.endswith("_2")}
+        self.sbm = self.bm.with_fixed(**{**fixed2, "vsini_2": 0.0, "flux_ratio": 0.0})
+        self.design_np = continuum_design(self.bm.wave, opts.continuum_degree)
+        self.n_cont = self.design_np.shape[1]
+        self.dtype = jnp.result_type(float)
+        rv = np.arange(-opts.rv_range, opts.rv_range + 0.5 * opts.rv_step, opts.rv_step)
+        self.rv = rv
+        self.pairs = list(itertools.combinations_with_replacement(range(len(self.teffs)), 2))
+        self.model_leaves, self.model_def = jax.tree_util.tree_flatten(model)
+        self._model_is_tree = all(isinstance(x, (jax.Array, np.ndarray)) for x in self.model_leaves)
+        self.templates = self._templates(model)
+        self._run = jax.jit(jax.vmap(self._fit_one, in_axes=(None, None, None, 0, 0)))
+
+    def _start_value(self, name):
+        """Start (and, for the single-star fit, fixed) value of a parameter before the data are seen."""
+        stem = name[:-2] if name[-2:] in ("_1", "_2") else name
+        if stem in self.base:
+            return self.base[stem]
+        return {"rv": 0.0, "vsini": 5.0, "flux_ratio": 0.3}[stem]
+
+    def _templates(self, model):
+        """Line depths 1 - T of each template temperature shifted to every grid velocity, (n_t, n_rv, P)."""
+        bm = self.bm.with_fixed(flux_ratio=0.0)
+        spec = bm.spec
+        out = []
+        for t in self.teffs:
+            theta = {n: jnp.asarray(self._start_value(n), self.dtype) for n in spec.names}
+            if "teff_1" in theta:
+                theta["teff_1"] = jnp.asarray(t, self.dtype)
+            for n in spec.names:
+                if spec[n].fixed is not None:
+                    theta[n] = jnp.asarray(spec[n].fixed, self.dtype)
+
+            def shifted(v, theta=theta):
+                return 1.0 - bm.flux({**theta, "rv_1": v})
+
+            out.append(jax.jit(jax.vmap(shifted))(jnp.asarray(self.rv, self.dtype)))
+        a = jnp.stack(out)
+        cross = jnp.stack([a[i] @ a[j].T for i, j in self.pairs])  # unweighted A_i . A_j^T
+        return {"a": a, "a2": a * a, "cross": cross, "rv": jnp.asarray(self.rv, self.dtype)}
+
+    # -------------------------------------------------------------- one spectrum (traced)
+    def _theta_start(self, spec, t1, t2, rv1, rv2, q):
+        th = {}
+        for n in spec.names:
+            if spec[n].fixed is not None:
+                th[n] = jnp.asarray(spec[n].fixed, self.dtype)
+            else:
+                th[n] = jnp.asarray(self._start_value(n), self.dtype)
+        if "teff_1" in th and spec["teff_1"].fixed is None:
+            th["teff_1"] = t1
+        if "teff_2" in th and spec["teff_2"].fixed is None:
+            th["teff_2"] = t2
+        for n, v in (("rv_1", rv1), ("rv_2", rv2), ("flux_ratio", q)):
+            if spec[n].fixed is None:
+                th[n] = v
+        return th
+
+    def _fit_one(self, model_leaves, templates, design, d, w):
+        opts = self.opts
+        if self._model_is_tree:
+            model = jax.tree_util.tree_unflatten(self.model_def, model_leaves)
+            bm = _with_model(self.bm, model)
+            sbm = _with_model(self.sbm, model)
+        else:
+            bm, sbm = self.bm, self.sbm
+        spec, sspec = bm.spec, sbm.spec
+        dt = d.dtype
+        teffs = jnp.asarray(self.teffs, dt)
+        n_good = jnp.sum(w > 0)
+
+        # 1. first-order continuum
+        cont0, _ = solve_continuum(jnp.ones_like(d), d, w, design)
+        cont0 = jnp.where(jnp.abs(cont0) > 1e-6, cont0, 1.0)
+        y = 1.0 - d / cont0
+        wn = w * cont0**2
+
+        # 2. cross-correlation: one template (single star) and TODCOR (pairs)
+        a = templates["a"]
+        rv = templates["rv"]
+        aa = templates["a2"] @ wn  # (n_t, n_rv)
+        ay = a @ (wn * y)
+        yy = jnp.sum(wn * y * y)
+        wbar = jnp.sum(wn) / wn.shape[0]
+        single_chi2 = yy - ay**2 / jnp.maximum(aa, 1e-30)
+        it, ir = jnp.unravel_index(jnp.argmin(single_chi2), single_chi2.shape)
+
+        i1 = jnp.asarray([p[0] for p in self.pairs])
+        i2 = jnp.asarray([p[1] for p in self.pairs])
+        chi2, ca, cb = jax.vmap(todcor_cross, in_axes=(0, 0, 0, 0, 0, None, None))(
+            aa[i1], aa[i2], ay[i1], ay[i2], wbar * templates["cross"], yy, rv)
+        swap_ok = jnp.abs(rv[:, None] - rv[None, :]) >= opts.min_rv_difference
+        valid = (ca > 0) & (cb > 0) & swap_ok[None] & jnp.isfinite(chi2)
+        score = jnp.where(valid, chi2, jnp.inf)
+        starts = []
+        sep = max(2.5 * opts.rv_step, 10.0)
+        for _ in range(opts.n_starts):
+            flat = jnp.argmin(score)
+            p, i, j = jnp.unravel_index(flat, score.shape)
+            k = cb[p, i, j] / ca[p, i, j]
+            sw_ = k > 1.0
+            ta, tb = teffs[i1[p]], teffs[i2[p]]
+            r1, r2 = rv[i], rv[j]
+            starts.append(self._theta_start(
+                spec,
+                jnp.where(sw_, tb, ta), jnp.where(sw_, ta, tb),
+                jnp.where(sw_, r2, r1), jnp.where(sw_, r1, r2),
+                jnp.clip(jnp.where(sw_, 1.0 / k, k), 0.02, 0.98)))
+            near = ((jnp.abs(rv[:, None] - r1) < sep) & (jnp.abs(rv[None, :] - r2) < sep)) | (
+                (jnp.abs(rv[:, None] - r2) < sep) & (jnp.abs(rv[None, :] - r1) < sep))
+            score = jnp.where(near[None], jnp.inf, score)
+
+        sw = jnp.sqrt(w)
+
+        def scaled(m):
+            cont, _ = solve_continuum(m, d, w, design)
+            return sw * (m * cont - d)
+
+        def residual_fn(model_, sp):
+            return lambda z: scaled(model_.flux(sp.from_unconstrained(z)))
+
+        def linearize_fn(model_, sp):
+            # The model's block-structured Jacobian, mapped to z, then through the continuum solve.
+            def lin(z):
+                m, jt = model_.flux_and_jacobian(sp.from_unconstrained(z))
+                jt = jt * _dvdz(sp, z)[:, None]
+                return jax.vmap(lambda t: jax.jvp(scaled, (m,), (t,)), out_axes=(None, 0))(jt)
+            return lin
+
+        # 3. single star
+        s_start = self._theta_start(sspec, teffs[it], teffs[it], rv[ir], rv[ir], jnp.asarray(0.0, dt))
+        sfit = levenberg_marquardt(residual_fn(sbm, sspec), sspec.to_unconstrained(s_start),
+                                   max_iter=opts.max_iter, ftol=opts.ftol,
+                                   linearize_fn=linearize_fn(sbm, sspec))
+        s_theta = sspec.from_unconstrained(sfit.z)
+
+        # 4. binary from every start, plus the single-star solution as star 1
+        best0 = starts[0]
+        from_single = {**best0, **{n: s_theta[n] for n in spec.free if not n.endswith("_2") and n in s_theta},
+                       "flux_ratio": jnp.asarray(0.1, dt)}
+        from_single["flux_ratio"] = jnp.asarray(0.1, dt) if spec["flux_ratio"].fixed is None else (
+            jnp.asarray(spec["flux_ratio"].fixed, dt))
+        z0 = jnp.stack([spec.to_unconstrained(th) for th in [*starts, from_single]])
+        # Explore: a few iterations from every start; polish: the best one to convergence.
+        # (Under vmap a while_loop runs as long as its slowest lane, so polishing only the
+        # winner keeps stragglers cheap.)
+        lm = functools.partial(levenberg_marquardt, residual_fn(bm, spec), ftol=opts.ftol,
+                               linearize_fn=linearize_fn(bm, spec))
+        fits = jax.vmap(lambda z: lm(z, max_iter=opts.explore_iter))(z0)
+        cost = jnp.where(fits.finite, fits.cost, jnp.inf)
+        order = jnp.argsort(cost)
+        polished = lm(fits.z[order[0]], max_iter=opts.max_iter)
+        fits = jax.tree_util.tree_map(lambda all_, one: all_.at[order[0]].set(one), fits, polished)
+        cost = jnp.where(fits.finite, fits.cost, jnp.inf)
+        order = jnp.argsort(cost)
+        best = order[0]
+        fits = fits._replace(n_iter=fits.n_iter.at[best].add(opts.explore_iter))
+        z = fits.z[best]
+        theta = spec.from_unconstrained(z)
+
+        out = {
+            "values": _stack(spec, theta),
+            "errors": _errors(spec, z, fits.jtj[best]),
+            "cov": _cov(spec, z, fits.jtj[best]),
+            "chi2": 2.0 * fits.cost[best],
+            "n_iter": fits.n_iter[best],
+            "converged": fits.converged[best],
+            "finite": fits.finite[best],
+            "at_bound": _at_bound(spec, z),
+            "single_values": _stack(sspec, s_theta),
+            "single_errors": _errors(sspec, sfit.z, sfit.jtj, names=spec.names),
+            "single_chi2": 2.0 * sfit.cost,
+            "single_converged": sfit.converged,
+            "single_finite": sfit.finite,
+            "local_values": jax.vmap(lambda zz: _stack(spec, spec.from_unconstrained(zz)))(fits.z[order]),
+            "local_chi2": 2.0 * fits.cost[order],
+            "n_good": n_good,
+        }
+        m = bm.flux(theta)
+        cont, _ = solve_continuum(m, d, w, design)
+        c1, c2 = bm.contributions(theta)
+        out.update(model=m * cont, model_1=c1 * cont, model_2=c2 * cont, continuum=cont)
+        return out
+
+    # -------------------------------------------------------------- host side
+    def run(self, flux, ivar, *, chunk_size: int, return_model: bool, progress: bool = False):
+        """Fit an (N, P) stack in chunks of ``chunk_size`` (the last one padded), returning numpy dicts."""
+        n = flux.shape[0]
+        chunk = max(1, min(chunk_size, n))
+        design = jnp.asarray(self.design_np, self.dtype)
+        keep_model = {"model", "model_1", "model_2", "continuum"}
+        parts = []
+        bar = None
+        if progress:
+            from tqdm.auto import tqdm
+
+            bar = tqdm(total=n, unit="spectra", desc="fit_binary_batch")
+        for start in range(0, n, chunk):
+            stop = min(start + chunk, n)
+            d = np.ones((chunk, flux.shape[1]))
+            w = np.zeros((chunk, flux.shape[1]))
+            d[: stop - start] = flux[start:stop]
+            w[: stop - start] = ivar[start:stop]
+            res = self._run(self.model_leaves, self.templates, design,
+                            jnp.asarray(d, self.dtype), jnp.asarray(w, self.dtype))
+            if not return_model:
+                res = {k: v for k, v in res.items() if k not in keep_model}
+            res = jax.device_get(res)
+            parts.append({k: np.asarray(v)[: stop - start] for k, v in res.items()})
+            if bar is not None:
+                bar.update(stop - start)
+        if bar is not None:
+            bar.close()
+        return {k: np.concatenate([p[k] for p in parts]) for k in parts[0]}
+
+    def result(self, raw: dict, flux, ivar, *, bic_threshold: float, batched: bool) -> BinaryFit:
+        spec, sspec = self.bm.spec, self.sbm.spec
+        names, free = spec.names, spec.free
+        n_good = raw["n_good"].astype(np.int64)
+        k_bin = len(free) + self.n_cont
+        k_single = len(sspec.free) + self.n_cont
+        too_few = n_good < k_bin + 1
+        chi2 = raw["chi2"].astype(np.float64)
+        schi2 = raw["single_chi2"].astype(np.float64)
+        with np.errstate(divide="ignore", invalid="ignore"):
+            logn = np.log(np.maximum(n_good, 1))
+        bic_b = chi2 + k_bin * logn
+        bic_s = schi2 + k_single * logn
+        flag = np.zeros(n_good.shape, dtype=np.int64)
+        flag |= np.where(~raw["converged"], FLAGS["not_converged"], 0)
+        flag |= np.where(~raw["finite"], FLAGS["non_finite"], 0)
+        flag |= np.where(~raw["single_converged"], FLAGS["single_not_converged"], 0)
+        flag |= np.where(~raw["single_finite"], FLAGS["single_non_finite"], 0)
+        flag |= np.where(too_few, FLAGS["too_few_pixels"], 0)
+        bad = too_few[:, None]
+
+        def cols(arr, nm):
+            arr = np.where(bad if arr.ndim == 2 else bad[:, :, None], np.nan, arr.astype(np.float64))
+            return {k: arr[..., i] for i, k in enumerate(nm)}
+
+        def pick(x):
+            return x if batched else x[0]
+
+        def pick_dict(dct):
+            return {k: pick(v) for k, v in dct.items()}
+
+        cov = np.where(bad[:, :, None], np.nan, raw["cov"].astype(np.float64))
+        delta = schi2 - chi2
+        is_bin = ((bic_s - bic_b) > bic_threshold) & ~too_few
+        fields = dict(
+            params=pick_dict(cols(raw["values"], names)),
+            errors=pick_dict(cols(raw["errors"], names)),
+            covariance=pick(cov),
+            chi2=pick(np.where(too_few, np.nan, chi2)),
+            dof=pick(n_good - k_bin),
+            n_iter=pick(raw["n_iter"].astype(np.int64)),
+            converged=pick(raw["converged"].astype(bool)),
+            at_bound=pick_dict({k: raw["at_bound"][:, i].astype(bool) for i, k in enumerate(free)}),
+            single_params=pick_dict(cols(raw["single_values"], names)),
+            single_errors=pick_dict(cols(raw["single_errors"], names)),
+            single_chi2=pick(np.where(too_few, np.nan, schi2)),
+            delta_chi2=pick(np.where(too_few, np.nan, delta)),
+            bic_single=pick(np.where(too_few, np.nan, bic_s)),
+            bic_binary=pick(np.where(too_few, np.nan, bic_b)),
+            is_binary=pick(is_bin),
+            flag=pick(flag),
+            local_params=pick_dict(cols(raw["local_values"], names)),
+            local_chi2=pick(raw["local_chi2"].astype(np.float64)),
+            n_pixels=pick(n_good),
+            wave=self.bm.wave,
+            flux=pick(flux) if "model" in raw else None,
+            ivar=pick(ivar) if "model" in raw else None,
+        )
+        for k in ("model", "model_1", "model_2", "continuum"):
+            fields[k] = pick(raw[k].astype(np.float64)) if k in raw else None
+        return BinaryFit(**fields, names=names, free=free, units=tuple(spec[n].unit for n in names),
+                         ref_wave=self.bm.ref_wave, flux_ratio_mode=self.opts.flux_ratio_mode,
+                         bic_threshold=float(bic_threshold))
+
+
+def _with_model(bm, model):
+    new = object.__new__(type(bm))
+    new.__dict__.update(bm.__dict__)
+    new.model = model
+    return new
+
+
+def _stack(spec, theta):
+    return jnp.stack([jnp.asarray(theta[n], jnp.result_type(float)) for n in spec.names])
+
+
+def _dvdz(spec, z):
+    lo, hi = (jnp.asarray(b, z.dtype) for b in spec.bounds().T)
+    s = jax.nn.sigmoid(z)
+    return (hi - lo) * s * (1.0 - s)
+
+
+def _cov(spec, z, jtj):
+    """Covariance of the free parameters in physical units: (J^T J)^+ in z, mapped by dv/dz."""
+    g = _dvdz(spec, z)
+    return jnp.linalg.pinv(jtj) * jnp.outer(g, g)
+
+
+def _errors(spec, z, jtj, names=None):
+    """1-sigma errors for ``names`` (default all of ``spec``), 0 for fixed parameters."""
+    names = spec.names if names is None else names
+    sig = jnp.sqrt(jnp.maximum(jnp.diag(_cov(spec, z, jtj)), 0.0))
+    by_name = dict(zip(spec.free, [sig[i] for i in range(len(spec.free))], strict=True))
+    return jnp.stack([by_name.get(n, jnp.zeros((), sig.dtype)) for n in names])
+
+
+def _at_bound(spec, z):
+    u = jax.nn.sigmoid(z)
+    return (u < 1e-3) | (u > 1.0 - 1e-3)
+
+
+# ------------------------------------------------------------------ public calls
+
+
+def _get_fitter(model, wave, resolution, opts, unnormalized):
+    res_key = None if resolution is None else hashlib.sha1(np.ascontiguousarray(
+        np.asarray(resolution, dtype=np.float64)).tobytes()).hexdigest()
+    key = (id(model), id(unnormalized), hashlib.sha1(wave.tobytes()).hexdigest(), res_key, opts)
+    f = _FITTERS.get(key)
+    if f is None or f[0] is not model:
+        if len(_FITTERS) >= _MAX_FITTERS:
+            _FITTERS.pop(next(iter(_FITTERS)))
+        f = (model, _Fitter(model, wave, resolution, opts, unnormalized))
+        _FITTERS[key] = f
+    return f[1]
+
+
+def _options(model, *, flux_ratio_mode="constant", continuum_degree=2, n_starts=4, rv_range=300.0,
+             rv_step=4.0, max_iter=60, explore_iter=8, ftol=1e-5, shared=("feh",), fixed=None, ref_wave=None,
+             min_rv_difference=None):
+    if n_starts < 1:
+        raise ValueError(f"n_starts must be >= 1, got {n_starts}")
+    if not (rv_range > 0 and rv_step > 0 and rv_step < rv_range):
+        raise ValueError(f"need 0 < rv_step < rv_range, got rv_step {rv_step}, rv_range {rv_range}")
+    if max_iter < 1:
+        raise ValueError(f"max_iter must be >= 1, got {max_iter}")
+    fixed = tuple(sorted((k, float(v)) for k, v in (fixed or {}).items()))
+    return _Options(
+        flux_ratio_mode=flux_ratio_mode, continuum_degree=int(continuum_degree), n_starts=int(n_starts),
+        rv_range=float(rv_range), rv_step=float(rv_step), max_iter=int(max_iter),
+        explore_iter=int(explore_iter), ftol=float(ftol), shared=tuple(shared),
+        fixed=fixed, ref_wave=None if ref_wave is None else float(ref_wave),
+        min_rv_difference=2.0 * float(rv_step) if min_rv_difference is None else float(min_rv_difference),
+    )
+
+
+_FIT_DOC_OPTIONS = """
+        flux_ratio_mode: ``"constant"``, ``"blackbody"`` or ``"model"`` (needs
+            ``unnormalized=``); see :class:`jaxspec.models.BinaryModel`.
+        unnormalized: spectral model of unnormalized flux for ``"model"`` mode.
+        shared: labels common to both stars (default ``("feh",)``; ``()`` fits
+            [Fe/H] per component).
+        fixed: ``{name: value}`` parameters held fixed (e.g. ``{"vsini_1": 0.0}``).
+        continuum_degree: Chebyshev degree of the continuum in each segment
+            of ``wave`` (segments split at gaps > 10 pixel steps).
+        n_starts: TODCOR peaks refined by Levenberg-Marquardt (one more start
+            comes from the single-star fit).
+        rv_range, rv_step: TODCOR velocity grid, -rv_range..rv_range [km/s]; the
+            rv bounds of the fit are +-1.5 rv_range.
+        min_rv_difference: TODCOR points with |rv_1 - rv_2| below this [km/s]
+            are not used as starts (default 2 rv_step).
+        max_iter: Levenberg-Marquardt iterations for the best start (polishing).
+        explore_iter: iterations from every start before the best is polished.
+        ftol: convergence test on the relative decrease of chi2 per step.
+        ref_wave: wavelength [A] at which flux_ratio is defined (default: the
+            geometric middle of the model grid).
+        bic_threshold: delta BIC above which ``is_binary`` is True."""
+
+
+def fit_binary_batch(
+    flux,
+    wave,
+    err=None,
+    ivar=None,
+    model=None,
+    resolution=None,
+    *,
+    chunk_size: int = 32,
+    return_model: bool = False,
+    progress: bool = False,
+    bic_threshold: float = BIC_THRESHOLD,
+    unnormalized=None,
+    **options,
+) -> BinaryFit:
+    """Fit binary and single-star models to a stack of spectra on one wavelength grid.
+
+    Spectra are fitted ``chunk_size`` at a time by one compiled, ``vmap``-ped
+    program (the last chunk is padded, so nothing recompiles). Peak memory is
+    the inputs plus one chunk's working set (about 25 MB per spectrum of
+    8,000 pixels with the bundled model; see ``benchmarks/bench_fit_memory.py``).
+    A spectrum that cannot be fitted (all pixels masked, too few pixels)
+    gets a flag and NaN values; it never stops the batch.
+
+    Args:
+        flux: (N, P) observed flux (continuum need not be normalized).
+        wave: (P,) vacuum wavelengths [A] shared by all spectra, increasing,
+            inside the model grid.
+        err, ivar: (N, P) 1-sigma errors or inverse variances (one of them;
+            neither means unit weights). Non-finite pixels are masked.
+        model: spectral model (default :func:`jaxspec.default_model`).
+        resolution: resolving power (a number or (P,) per pixel); None: no LSF.
+        chunk_size: spectra per compiled call.
+        return_model: also return the model spectra, (N, P) each.
+        progress: show a tqdm progress bar.""" + _FIT_DOC_OPTIONS + """
+
+    Returns:
+        A batch :class:`~jaxspec.fit.result.BinaryFit` (fields with a leading N
+        axis; ``fit[i]`` is spectrum i).
+
+    Raises:
+        ValueError: shape mismatch, bad wavelengths, no overlap with the model
+            (both ranges named), negative errors, bad options.
+    """
+    if model is None:
+        from jaxspec.emulator.default import default_model
+
+        model = default_model()
+    flux, wave, ivar = prepare_spectrum(flux, wave, err, ivar)
+    if flux.ndim != 2:
+        raise ValueError(f"fit_binary_batch needs an (N, P) stack, got shape {flux.shape}; use fit_binary")
+    if chunk_size < 1:
+        raise ValueError(f"chunk_size must be >= 1, got {chunk_size}")
+    opts = _options(model, **options)
+    fitter = _get_fitter(model, wave, resolution, opts, unnormalized)
+    raw = fitter.run(flux, ivar, chunk_size=chunk_size, return_model=return_model, progress=progress)
+    return fitter.result(raw, flux, ivar, bic_threshold=bic_threshold, batched=True)
 
 
 def fit_binary(
@@ -160,147 +597,55 @@ def fit_binary(
     model=None,
     resolution=None,
     *,
-    flux_ratio_mode: str = "constant",
-    continuum_degree: int = 2,
-    n_starts: int = 4,
-    rv_range: float = 300.0,
-    rv_step: float = 4.0,
-    max_iter: int = 60,
+    bic_threshold: float = BIC_THRESHOLD,
+    unnormalized=None,
+    **options,
 ) -> BinaryFit:
     """Fit a double-lined binary (and a single star) to one spectrum.
 
     Args:
-        flux: (n_obs,) observed flux (continuum need not be normalized).
-        wave: (n_obs,) vacuum wavelengths [A], increasing, inside the model grid.
-        err / ivar: (n_obs,) 1-sigma errors or inverse variance (one of them;
-            neither means uniform weights). Non-finite pixels are masked.
+        flux: (P,) observed flux (continuum need not be normalized).
+        wave: (P,) vacuum wavelengths [A], increasing, inside the model grid.
+        err, ivar: (P,) 1-sigma errors or inverse variance (one of them;
+            neither means unit weights). Non-finite pixels are masked.
         model: spectral model (default :func:`jaxspec.default_model`).
-        resolution: instrument resolving power (None = no LSF).
-        flux_ratio_mode: ``"constant"`` or ``"blackbody"``.
-        continuum_degree: Chebyshev degree of the continuum per segment.
-        n_starts: TODCOR peaks refined by Levenberg-Marquardt.
-        rv_range, rv_step: TODCOR velocity grid [km/s].
-        max_iter: LM iterations per start.
+        resolution: instrument resolving power, a number or (P,) per pixel
+            (None = no LSF, e.g. for a model that includes the instrument).""" + _FIT_DOC_OPTIONS + """
 
     Returns:
-        :class:`BinaryFit`.
+        :class:`~jaxspec.fit.result.BinaryFit` with the binary and single-star
+        fits, model comparison, flags, and the model spectra.
 
     Raises:
         ValueError: shape mismatch, unsorted or non-finite wavelengths,
-            wavelengths outside the model, all pixels masked.
+            wavelengths outside the model (both ranges named), all pixels
+            masked, fewer usable pixels than parameters, negative errors.
     """
     if model is None:
         from jaxspec.emulator.default import default_model
 
         model = default_model()
-    flux, wave, ivar = _prepare(flux, wave, err, ivar)
-    bm = BinaryModel(model, wave, resolution=resolution, flux_ratio_mode=flux_ratio_mode,
-                     rv_max=max(rv_range * 1.5, 50.0))
-    dtype = jnp.result_type(float)
-    design = jnp.asarray(continuum_design(wave, continuum_degree), dtype)
-    d = jnp.asarray(flux, dtype)
-    w = jnp.asarray(ivar, dtype)
-    sw = jnp.sqrt(w)
-
-    # First-order continuum for the cross-correlation: the data against a flat model.
-    cont0, _ = solve_continuum(jnp.ones_like(d), d, w, design)
-    dn = d / cont0
-    rv = jnp.arange(-rv_range, rv_range + 0.5 * rv_step, rv_step, dtype=dtype)
-    base, pairs = _templates(model)
-    zero = {n: 0.0 for n in bm.spec.names}
-
-    def shifted(labels_one):
-        theta = dict(zero)
-        for i, n in enumerate(model.label_names):
-            key = n if n in bm.shared else f"{n}_1"
-            theta[key] = labels_one[i]
-        return jax.vmap(lambda v: bm.flux({**theta, "rv_1": v, "flux_ratio": 0.0}))(rv)
-
-    starts = []
-    for t1, t2 in pairs:
-        l1 = jnp.asarray([t1 if n == "teff" else base[n] for n in model.label_names], dtype)
-        l2 = jnp.asarray([t2 if n == "teff" else base[n] for n in model.label_names], dtype)
-        res = todcor(shifted(l1), shifted(l2), dn, w, rv)
-        for p in best_peaks(res, n=n_starts, min_rv_difference=2.0 * rv_step):
-            ta, tb = (t2, t1) if p["swapped"] else (t1, t2)
-            starts.append((p["chi2"], ta, tb, p))
-    starts.sort(key=lambda s: s[0])
-    starts = starts[:n_starts]
-
-    spec = bm.spec
-
-    def theta_start(ta, tb, p):
-        th = {}
-        for n in model.label_names:
-            if n in bm.shared:
-                th[n] = base[n]
-            else:
-                th[f"{n}_1"] = ta if n == "teff" else base[n]
-                th[f"{n}_2"] = tb if n == "teff" else base[n]
-        th.update(rv_1=p["rv_1"], rv_2=p["rv_2"], vsini_1=5.0, vsini_2=5.0,
-                  flux_ratio=float(np.clip(p["flux_ratio"], 0.02, 0.98)))
-        return th
-
-    def make_residual(sp):
-        def resid(z):
-            m = bm.flux(sp.from_unconstrained(z))
-            cont, _ = solve_continuum(m, d, w, design)
-            return sw * (m * cont - d)
-        return resid
-
-    z0 = jnp.stack([spec.to_unconstrained(theta_start(ta, tb, p)) for _, ta, tb, p in starts])
-    fit = jax.jit(jax.vmap(lambda z: levenberg_marquardt(make_residual(spec), z, max_iter=max_iter)))(z0)
-    cost = np.where(np.asarray(fit.finite), np.asarray(fit.cost), np.inf)
-    best = int(np.argmin(cost))
-    z = fit.z[best]
-
-    # Single star: flux_ratio -> 0 and the secondary's parameters fixed.
-    fixed2 = {n: float(spec[n].lower + 0.5 * (spec[n].upper - spec[n].lower))
-              for n in spec.names if n.endswith("_2")}
-    sspec = spec.with_fixed(flux_ratio=0.0, **fixed2)
-    th_best = spec.from_unconstrained(z)
-    zs0 = sspec.to_unconstrained({n: float(th_best[n]) for n in spec.names})
-    sfit = jax.jit(lambda z0: levenberg_marquardt(make_residual(sspec), z0, max_iter=max_iter))(zs0)
-    return _result(bm, spec, sspec, fit, best, sfit, d, w, design, wave, flux, ivar)
-
-
-def _result(bm, spec, sspec, fit, best, sfit, d, w, design, wave, flux, ivar) -> BinaryFit:
-    z = fit.z[best]
-    theta = spec.from_unconstrained(z)
-    m = bm.flux(theta)
-    cont, _ = solve_continuum(m, d, w, design)
-    c1, c2 = bm.contributions(theta)
+    flux, wave, ivar = prepare_spectrum(flux, wave, err, ivar)
+    if flux.ndim != 1:
+        raise ValueError(f"fit_binary fits one spectrum, shape (P,); got {flux.shape}: use fit_binary_batch")
     n_good = int(np.sum(ivar > 0))
-    n_cont = design.shape[1]
-    k_bin = len(spec.free) + n_cont
-    k_single = len(sspec.free) + n_cont
-    chi2 = 2.0 * float(fit.cost[best])
-    schi2 = 2.0 * float(sfit.cost)
-    # Covariance: (J^T J)^-1 in unconstrained space, mapped through dv/dz.
-    lo, hi = spec.bounds().T
-    sig = 1.0 / (1.0 + np.exp(-np.asarray(z, dtype=np.float64)))
-    dvdz = (hi - lo) * sig * (1.0 - sig)
-    jtj = np.asarray(fit.jtj[best], dtype=np.float64)
-    cov_z = np.linalg.pinv(jtj)
-    cov = cov_z * np.outer(dvdz, dvdz)
-    params = {n: float(v) for n, v in theta.items()}
-    errors = {n: float(np.sqrt(max(cov[i, i], 0.0))) for i, n in enumerate(spec.free)}
-    at_bound = tuple(n for n in spec.free
-                     if min(params[n] - spec[n].lower, spec[n].upper - params[n])
-                     < 1e-3 * (spec[n].upper - spec[n].lower))
-    flag = ""
-    if not bool(fit.finite[best]):
-        flag = "non-finite fit"
-    elif not bool(fit.converged[best]):
-        flag = "not converged"
-    bic_b = chi2 + k_bin * np.log(n_good)
-    bic_s = schi2 + k_single * np.log(n_good)
-    single = {n: float(v) for n, v in sspec.from_unconstrained(sfit.z).items()}
-    return BinaryFit(
-        params=params, errors=errors, covariance=cov, free=spec.free, chi2=chi2,
-        dof=n_good - k_bin, n_iter=int(fit.n_iter[best]), converged=bool(fit.converged[best]),
-        at_bound=at_bound, single_params=single, single_chi2=schi2, delta_chi2=schi2 - chi2,
-        bic_single=float(bic_s), bic_binary=float(bic_b), is_binary=bool(bic_s - bic_b > BIC_THRESHOLD),
-        wave=wave, flux=flux, ivar=ivar, model=np.asarray(m * cont), model_1=np.asarray(c1 * cont),
-        model_2=np.asarray(c2 * cont), continuum=np.asarray(cont), flag=flag,
-    )
+    if n_good == 0:
+        raise ValueError("all pixels are masked (non-finite flux or err, or ivar = 0)")
+    opts = _options(model, **options)
+    fitter = _get_fitter(model, wave, resolution, opts, unnormalized)
+    n_par = len(fitter.bm.spec.free) + fitter.n_cont
+    if n_good <= n_par:
+        raise ValueError(f"only {n_good} usable pixels for {n_par} parameters (incl. continuum)")
+    raw = fitter.run(flux[None], ivar[None], chunk_size=1, return_model=True)
+    return fitter.result(raw, flux[None], ivar[None], bic_threshold=bic_threshold, batched=False)
+
+
+def fit_single(flux, wave, err=None, ivar=None, model=None, resolution=None, **options) -> BinaryFit:
+    """Fit a single star: :func:`fit_binary` with ``flux_ratio`` fixed at 0.
+
+    The result's ``params`` hold the single-star solution (the secondary's
+    parameters are fixed and meaningless); options as :func:`fit_binary`.
+    """
+    fixed = dict(options.pop("fixed", None) or {})
+    fixed.setdefault("flux_ratio", 0.0)
+    return fit_binary(flux, wave, err, ivar, model, resolution, fixed=fixed, **options)

@@ -52,6 +52,7 @@ def levenberg_marquardt(
     ftol: float = 1e-6,
     xtol: float = 1e-8,
     gtol: float = 1e-8,
+    linearize_fn=None,
 ) -> LMResult:
     """Minimize ``0.5 * |residual_fn(z)|^2`` from ``z0``.
 
@@ -63,6 +64,10 @@ def levenberg_marquardt(
         ftol, xtol: stop when the relative cost decrease of an accepted step
             is below ``ftol`` or its size below ``xtol * (|z| + xtol)``.
         gtol: also stop (converged) when ``max |J^T r| <= gtol * (1 + cost)``.
+        linearize_fn: optional ``z -> (r (m,), J^T (n, m))`` giving the residual
+            and the transposed Jacobian more cheaply than generic forward mode
+            (e.g. a model that knows its block structure); it must agree with
+            ``residual_fn``.
 
     Returns:
         :class:`LMResult`. Non-finite trial costs are treated as rejected
@@ -76,10 +81,13 @@ def levenberg_marquardt(
         r = residual_fn(z)
         return 0.5 * jnp.sum(r * r)
 
-    def linearize(z):
-        r = residual_fn(z)
-        jac = jax.jacfwd(residual_fn)(z)
-        return r, jac
+    def linearize_generic(z):
+        # Forward mode, one tangent per parameter, kept in (n, m) layout: jax.jacfwd's (m, n)
+        # output layout made the Jacobian of a 7,766-pixel emulator 10x slower on the CPU.
+        r, jt = jax.vmap(lambda t: jax.jvp(residual_fn, (z,), (t,)), out_axes=(None, 0))(eye)
+        return r, jt
+
+    linearize = linearize_generic if linearize_fn is None else linearize_fn
 
     def cond(state):
         it, _, _, _, done, _ = state
@@ -87,9 +95,9 @@ def levenberg_marquardt(
 
     def body(state):
         it, z, cost, lam, _, conv = state
-        r, jac = linearize(z)
-        jtj = jac.T @ jac
-        g = jac.T @ r
+        r, jt = linearize(z)
+        jtj = jt @ jt.T
+        g = jt @ r
         diag = jnp.diag(jtj) + 1e-12
         step = -jnp.linalg.solve(jtj + lam * jnp.diag(diag) + 1e-12 * eye, g)
         z_new = z + step
@@ -105,18 +113,20 @@ def levenberg_marquardt(
         z = jnp.where(ok, z_new, z)
         cost = jnp.where(ok, cost_new, cost)
         lam = jnp.where(ok, jnp.maximum(lam * 0.3, 1e-9), lam * 4.0)
-        return it + 1, z, cost, lam, small | stuck, conv | small
+        # Stuck means no damped step lowers the cost any more: at the working precision this
+        # is a minimum, so it counts as converged.
+        return it + 1, z, cost, lam, small | stuck, conv | small | stuck
 
     cost0 = cost_of(z0)
     state = (jnp.asarray(0), z0, cost0, jnp.asarray(lam0, z0.dtype), ~jnp.isfinite(cost0),
              jnp.asarray(False))
     it, z, cost, _, _, conv = jax.lax.while_loop(cond, body, state)
-    _, jac = linearize(z)
+    _, jt = linearize(z)
     return LMResult(
         z=z,
         cost=cost,
         n_iter=it,
         converged=conv,
-        jtj=jac.T @ jac,
+        jtj=jt @ jt.T,
         finite=jnp.isfinite(cost) & jnp.all(jnp.isfinite(z)),
     )

@@ -23,7 +23,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-__all__ = ["TodcorResult", "todcor"]
+__all__ = ["TodcorResult", "best_peaks", "todcor", "todcor_cross"]
 
 
 class TodcorResult(NamedTuple):
@@ -59,12 +59,28 @@ def todcor(shifted_1, shifted_2, data, ivar, rv) -> TodcorResult:
     b_t = 1.0 - shifted_2
     aw = a_t * ivar
     bw = b_t * ivar
-    aa = jnp.sum(aw * a_t, axis=1)  # (n_rv,)
-    bb = jnp.sum(bw * b_t, axis=1)
-    ay = aw @ y
-    by = bw @ y
-    ab = aw @ b_t.T  # (n_rv, n_rv): rv_1 rows, rv_2 columns
-    yy = jnp.sum(ivar * y * y)
+    chi2, a, b = todcor_cross(
+        jnp.sum(aw * a_t, axis=1), jnp.sum(bw * b_t, axis=1), aw @ y, bw @ y, aw @ b_t.T,
+        jnp.sum(ivar * y * y), rv,
+    )
+    return TodcorResult(rv=jnp.asarray(rv), chi2=chi2, a=a, b=b)
+
+
+def todcor_cross(aa, bb, ay, by, ab, yy, rv):
+    """The TODCOR solution from precomputed cross-products (the core of :func:`todcor`).
+
+    With ``A``, ``B`` the line depths of the two templates at each velocity
+    and ``y`` the observed depths (weights ``ivar``): ``aa = A.A``, ``bb = B.B``
+    (n_rv,), ``ay = A.y``, ``by = B.y`` (n_rv,), ``ab = A.B^T`` (n_rv, n_rv;
+    rv_1 rows, rv_2 columns) and ``yy = y.y``, all weighted. Callers with many
+    spectra may approximate ``ab`` by an unweighted product times the mean
+    weight (exact for uniform weights), which costs nothing per spectrum.
+
+    Returns:
+        ``(chi2, a, b)``, each (n_rv, n_rv); unphysical points (a or b <= 0)
+        get at least the single-template chi-square.
+    """
+    del rv  # the grid is implicit in the inputs; kept for a uniform signature
     det = aa[:, None] * bb[None, :] - ab**2
     det = jnp.where(jnp.abs(det) > 1e-12 * aa[:, None] * bb[None, :], det, jnp.inf)
     a = (ay[:, None] * bb[None, :] - by[None, :] * ab) / det
@@ -73,7 +89,7 @@ def todcor(shifted_1, shifted_2, data, ivar, rv) -> TodcorResult:
     # Unphysical (negative) weights: fall back to the better single-template fit.
     single_1 = yy - ay**2 / jnp.maximum(aa, 1e-30)
     chi2 = jnp.where((a > 0) & (b > 0), chi2, jnp.maximum(single_1[:, None], chi2) + 1e-6 * yy)
-    return TodcorResult(rv=jnp.asarray(rv), chi2=chi2, a=a, b=b)
+    return chi2, a, b
 
 
 def best_peaks(

@@ -30,7 +30,14 @@ from jaxspec.physics.grid import (
     make_resampler,
     resample,
 )
-from jaxspec.physics.lsf import FWHM_TO_SIGMA, apply_lsf, gaussian_broadening, gaussian_kernel
+from jaxspec.physics.lsf import (
+    FWHM_TO_SIGMA,
+    apply_lsf,
+    apply_lsf_variable,
+    gaussian_broadening,
+    gaussian_kernel,
+    resolution_on_grid,
+)
 from jaxspec.physics.rotation import rotation_kernel, rotational_broadening
 from jaxspec.physics.voigt import (
     faddeeva,
@@ -45,6 +52,7 @@ __all__ = [
     "Resampler",
     "air_to_vacuum",
     "apply_lsf",
+    "apply_lsf_variable",
     "chebyshev_design",
     "chebyshev_eval",
     "chebyshev_x",
@@ -64,6 +72,7 @@ __all__ = [
     "planck",
     "refractive_index_air",
     "resample",
+    "resolution_on_grid",
     "rotation_kernel",
     "rotational_broadening",
     "shift_pixels",

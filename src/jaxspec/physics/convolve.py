@@ -29,7 +29,7 @@ import jax.numpy as jnp
 import numpy as np
 from jax import lax
 
-__all__ = ["convolve_same"]
+__all__ = ["combine_kernels", "convolve_same"]
 
 # Largest kernel for which method="auto" uses the direct convolution on an
 # accelerator (on CPU the FFT is faster for every size we measured).
@@ -151,3 +151,26 @@ def _benchmark(sizes=((8000, 61), (8000, 601), (46000, 61), (46000, 601)), repea
                 times.append(time.perf_counter() - t0)
             results[(n_pix, n_k, method)] = float(np.median(times))
     return results
+
+
+def combine_kernels(kernel_1, kernel_2) -> jax.Array:
+    """Full convolution of two odd-length kernels (one kernel doing both), by FFT.
+
+    XLA's CPU convolution is slow even for a few hundred taps (0.12 ms for
+    201 x 131), the FFT route about 10x faster.
+
+    Args:
+        kernel_1, kernel_2: shapes (K1,), (K2,), both odd.
+
+    Returns:
+        shape (K1 + K2 - 1,), odd, centred.
+    """
+    k1 = jnp.asarray(kernel_1)
+    k2 = jnp.asarray(kernel_2)
+    if k1.ndim != 1 or k2.ndim != 1 or k1.shape[0] % 2 != 1 or k2.shape[0] % 2 != 1:
+        raise ValueError(f"kernels must be 1-D with odd lengths, got {k1.shape} and {k2.shape}")
+    n_out = k1.shape[0] + k2.shape[0] - 1
+    n = _fft_size(n_out)
+    dtype = jnp.result_type(k1, k2)
+    out = jnp.fft.irfft(jnp.fft.rfft(k1, n=n) * jnp.fft.rfft(k2, n=n), n=n)[:n_out]
+    return out.astype(dtype)

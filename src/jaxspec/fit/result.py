@@ -1,0 +1,243 @@
+"""``BinaryFit``: the result of :func:`jaxspec.fit_binary` and :func:`jaxspec.fit_binary_batch`.
+
+One class serves one spectrum and a batch: every per-spectrum field carries
+a leading batch axis ``(N, ...)`` in a batch result and none for a single
+spectrum. It is a registered JAX pytree (array fields are leaves; the
+parameter names, units and settings are static metadata), so results can go
+through ``jax.tree_util`` functions, ``jax.device_get`` and the like.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+
+import jax
+import numpy as np
+
+__all__ = ["BinaryFit", "FLAGS", "flag_messages"]
+
+# Bit flags of BinaryFit.flag (0 = all well).
+FLAGS = {
+    "not_converged": 1,  # the best binary start hit max_iter before the convergence test
+    "non_finite": 2,  # the binary fit's cost or parameters are not finite
+    "single_not_converged": 4,  # the single-star fit hit max_iter
+    "single_non_finite": 8,  # the single-star fit's cost or parameters are not finite
+    "too_few_pixels": 16,  # fewer usable pixels than free parameters (+ continuum); values are NaN
+}
+
+
+def flag_messages(flag: int) -> str:
+    """Human-readable text of a flag value ('' when 0)."""
+    flag = int(flag)
+    return ", ".join(name.replace("_", " ") for name, bit in FLAGS.items() if flag & bit)
+
+
+_META = ("names", "free", "units", "ref_wave", "flux_ratio_mode", "bic_threshold")
+_DATA = (
+    "params", "errors", "covariance", "chi2", "dof", "n_iter", "converged", "at_bound",
+    "single_params", "single_errors", "single_chi2", "delta_chi2", "bic_single", "bic_binary",
+    "is_binary", "flag", "local_params", "local_chi2", "n_pixels",
+    "wave", "flux", "ivar", "model", "model_1", "model_2", "continuum",
+)
+
+
+@dataclasses.dataclass(frozen=True)
+class BinaryFit:
+    """Best-fit binary and single-star solutions with errors, statistics and flags.
+
+    Per-spectrum fields have shape ``(...)`` for one spectrum and ``(N, ...)``
+    for a batch of N. Parameter dicts are keyed by name in :attr:`names` order.
+
+    Attributes:
+        params, errors: best values and 1-sigma errors of every parameter
+            (errors from the Gauss-Newton covariance; 0 for fixed parameters;
+            not meaningful for parameters flagged in ``at_bound``).
+        covariance: (..., n_free, n_free) covariance of the free parameters, in
+            :attr:`free` order (physical units).
+        chi2, dof: chi-square of the binary fit and its degrees of freedom
+            (usable pixels minus free parameters minus continuum coefficients).
+        n_iter, converged: Levenberg-Marquardt iterations and convergence of
+            the best start.
+        at_bound: ``{name: bool}`` for free parameters within 1e-3 of a bound
+            (relative to the range).
+        single_params, single_errors, single_chi2: the single-star fit
+            (``flux_ratio`` = 0; the secondary's parameters are then fixed and
+            meaningless).
+        delta_chi2: ``single_chi2 - chi2``.
+        bic_single, bic_binary, is_binary: BIC of both models; ``is_binary``
+            is ``bic_single - bic_binary > bic_threshold``.
+        flag: bit flags (see :data:`FLAGS`; 0 = all well).
+        local_params, local_chi2: the solution and chi-square reached from
+            each start ((..., n_starts) arrays per name), sorted by chi2: the
+            distinct local optima a sampler may start from.
+        n_pixels: usable (unmasked) pixels.
+        wave, flux, ivar: the data ((P,) wave; flux and ivar as fitted, with
+            masked pixels at ivar = 0).
+        model, model_1, model_2, continuum: best model with continuum, each
+            star's contribution (with continuum) and the continuum, (..., P);
+            None in batch results unless ``return_model=True``.
+        names, free, units: parameter names (all, free) and units.
+        ref_wave: wavelength [A] at which ``flux_ratio`` is defined.
+        flux_ratio_mode, bic_threshold: settings of the fit.
+    """
+
+    params: dict
+    errors: dict
+    covariance: np.ndarray
+    chi2: np.ndarray
+    dof: np.ndarray
+    n_iter: np.ndarray
+    converged: np.ndarray
+    at_bound: dict
+    single_params: dict
+    single_errors: dict
+    single_chi2: np.ndarray
+    delta_chi2: np.ndarray
+    bic_single: np.ndarray
+    bic_binary: np.ndarray
+    is_binary: np.ndarray
+    flag: np.ndarray
+    local_params: dict
+    local_chi2: np.ndarray
+    n_pixels: np.ndarray
+    wave: np.ndarray | None
+    flux: np.ndarray | None
+    ivar: np.ndarray | None
+    model: np.ndarray | None
+    model_1: np.ndarray | None
+    model_2: np.ndarray | None
+    continuum: np.ndarray | None
+    names: tuple = ()
+    free: tuple = ()
+    units: tuple = ()
+    ref_wave: float = 0.0
+    flux_ratio_mode: str = "constant"
+    bic_threshold: float = 10.0
+
+    def __repr__(self) -> str:
+        if self.batched:
+            return (f"BinaryFit(batch of {len(self)}: {int(np.sum(self.is_binary))} binaries, "
+                    f"{int(np.sum(~self.ok))} flagged)")
+        p = ", ".join(f"{k}={float(self.params[k]):.4g}" for k in self.names)
+        return (f"BinaryFit({p}; chi2={float(self.chi2):.1f}, dof={int(self.dof)}, "
+                f"is_binary={bool(self.is_binary)}, flag={int(self.flag)})")
+
+    # ---------------------------------------------------------------- batch access
+    @property
+    def batched(self) -> bool:
+        """True for a batch result (fields have a leading spectrum axis)."""
+        return np.ndim(self.chi2) == 1
+
+    def __len__(self) -> int:
+        if not self.batched:
+            raise TypeError("a single-spectrum BinaryFit has no length")
+        return int(np.shape(self.chi2)[0])
+
+    def __getitem__(self, i) -> BinaryFit:
+        """The fit of spectrum ``i`` of a batch (an int), or a sub-batch (a slice or index array)."""
+        if not self.batched:
+            raise TypeError("index a batch result; this BinaryFit is for one spectrum")
+        out = {}
+        for f in _DATA:
+            v = getattr(self, f)
+            out[f] = v if f == "wave" else jax.tree_util.tree_map(lambda x: np.asarray(x)[i], v)
+        return dataclasses.replace(self, **out)
+
+    @property
+    def ok(self):
+        """True where no flag is set."""
+        return np.asarray(self.flag) == 0
+
+    @property
+    def flag_message(self):
+        """The flags in words ('' when none); a list for a batch."""
+        if self.batched:
+            return [flag_messages(f) for f in np.asarray(self.flag)]
+        return flag_messages(self.flag)
+
+    # ---------------------------------------------------------------- output
+    def to_dict(self) -> dict:
+        """Columns: every parameter and ``<name>_err``, the single-star parameters
+        (``single_<name>``, ``single_<name>_err``), statistics and flags.
+
+        Values are Python scalars for one spectrum and (N,) numpy arrays for a
+        batch (ready for ``astropy.table.Table(fit.to_dict())``).
+        """
+        conv = (lambda x: np.asarray(x)) if self.batched else (lambda x: np.asarray(x).item())
+        out = {}
+        for n in self.names:
+            out[n] = conv(self.params[n])
+            out[f"{n}_err"] = conv(self.errors[n])
+        for n in self.names:
+            if not n.endswith("_2") and n != "flux_ratio":
+                out[f"single_{n}"] = conv(self.single_params[n])
+                out[f"single_{n}_err"] = conv(self.single_errors[n])
+        for k in ("chi2", "dof", "n_iter", "converged", "single_chi2", "delta_chi2", "bic_single",
+                  "bic_binary", "is_binary", "flag", "n_pixels"):
+            out[k] = conv(getattr(self, k))
+        out["flag_message"] = self.flag_message
+        return out
+
+    def summary(self) -> str:
+        """A table of the fit (one spectrum) or of the batch (medians and counts)."""
+        if self.batched:
+            n = len(self)
+            lines = [f"BinaryFit batch of {n} spectra: {int(np.sum(self.is_binary))} binaries "
+                     f"(BIC threshold {self.bic_threshold:g}), {int(np.sum(~self.ok))} flagged",
+                     f"{'parameter':12s} {'median':>12s} {'median err':>12s}"]
+            for k in self.names:
+                lines.append(f"{k:12s} {np.nanmedian(self.params[k]):12.4f} "
+                             f"{np.nanmedian(self.errors[k]):12.4f}")
+            return "\n".join(lines)
+        unit = dict(zip(self.names, self.units, strict=True))
+        lines = [f"{'parameter':12s} {'value':>12s} {'error':>10s}  unit"]
+        for k in self.names:
+            v = float(self.params[k])
+            tail = f"{float(self.errors[k]):10.4f}" if k in self.free else "   (fixed)"
+            mark = "  (at bound)" if self.at_bound.get(k, False) else ""
+            lines.append(f"{k:12s} {v:12.4f} {tail}  {unit[k]}{mark}")
+        lines.append(f"flux_ratio is defined at {self.ref_wave:.1f} A ({self.flux_ratio_mode} mode)")
+        lines.append(f"chi2 {float(self.chi2):.1f} / dof {int(self.dof)}; single-star chi2 "
+                     f"{float(self.single_chi2):.1f}; delta_chi2 {float(self.delta_chi2):.1f}; "
+                     f"delta BIC {float(self.bic_single - self.bic_binary):.1f}; "
+                     f"is_binary {bool(self.is_binary)}")
+        if int(self.flag):
+            lines.append(f"FLAG: {self.flag_message}")
+        return "\n".join(lines)
+
+    def plot(self, path=None):
+        """Data, model, both components and residuals (matplotlib, imported lazily).
+
+        Args:
+            path: file to write (the figure is closed), or None to return it open.
+        """
+        if self.batched:
+            raise TypeError("plot one spectrum: fit[i].plot()")
+        if self.model is None:
+            raise ValueError("this fit has no model spectra; use return_model=True")
+        import matplotlib.pyplot as plt
+
+        fig, ax = plt.subplots(2, 1, figsize=(11, 6), sharex=True, height_ratios=(3, 1))
+        good = self.ivar > 0
+        ax[0].plot(self.wave[good], self.flux[good], "k", lw=0.5, label="data")
+        ax[0].plot(self.wave, self.model, "C3", lw=0.7, label="binary model")
+        ax[0].plot(self.wave, self.model_1 + 0.5 * self.continuum, "C0", lw=0.5,
+                   label="star 1 contribution (offset)")
+        ax[0].plot(self.wave, self.model_2 + 0.2 * self.continuum, "C2", lw=0.5,
+                   label="star 2 contribution (offset)")
+        p = self.params
+        ax[0].set_title(f"rv {float(p['rv_1']):.1f} / {float(p['rv_2']):.1f} km/s, flux ratio "
+                        f"{float(p['flux_ratio']):.2f}; delta chi2 {float(self.delta_chi2):.0f}", fontsize=9)
+        ax[0].legend(fontsize=8, loc="lower left")
+        ax[0].set_ylabel("flux")
+        ax[1].plot(self.wave[good], (self.flux - self.model)[good], "k", lw=0.4)
+        ax[1].set_ylabel("data - model")
+        ax[1].set_xlabel("vacuum wavelength [A]")
+        fig.tight_layout()
+        if path is not None:
+            fig.savefig(path, dpi=110)
+            plt.close(fig)
+        return fig
+
+
+jax.tree_util.register_dataclass(BinaryFit, data_fields=list(_DATA), meta_fields=list(_META))
