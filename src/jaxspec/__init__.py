@@ -8,6 +8,9 @@ Public API (everything else is reachable by module but not promised):
   :class:`SpectralModel` protocol;
 * line lists: :class:`LineList`, :func:`builtin_linelist`, :func:`read_vald`,
   :func:`read_moog`, :func:`calibrate_loggf`;
+* fitting: :func:`fit_binary` (one spectrum), :func:`fit_single`,
+  :func:`fit_binary_batch` (an (N, P) stack), :class:`BinaryFit`; the
+  binary model :class:`BinaryModel` and its :class:`ParamSpec`;
 * conventions: :func:`air_to_vacuum`, :func:`vacuum_to_air`;
 * physics: the :mod:`jaxspec.physics` module (grids, Doppler, rotation, LSF,
   profiles, continuum, Planck).
@@ -17,7 +20,7 @@ from jaxspec import physics
 from jaxspec._cache import enable_compilation_cache
 from jaxspec._version import __version__
 from jaxspec.emulator import Emulator, default_model, train_emulator
-from jaxspec.fit import BinaryFit, fit_binary
+from jaxspec.fit import BinaryFit, fit_binary, fit_binary_batch, fit_single
 from jaxspec.linelist import (
     GeneratorParams,
     LineList,
@@ -27,21 +30,26 @@ from jaxspec.linelist import (
     read_moog,
     read_vald,
 )
+from jaxspec.models import BinaryModel, ParamSpec
 from jaxspec.physics import air_to_vacuum, vacuum_to_air
 from jaxspec.spectral_model import SpectralModel
 
 __all__ = [
     "BinaryFit",
+    "BinaryModel",
     "Emulator",
     "GeneratorParams",
     "LineList",
     "LineListGenerator",
+    "ParamSpec",
     "SpectralModel",
     "__version__",
     "air_to_vacuum",
     "builtin_linelist",
     "enable_compilation_cache",
     "fit_binary",
+    "fit_binary_batch",
+    "fit_single",
     "calibrate_loggf",
     "default_model",
     "physics",

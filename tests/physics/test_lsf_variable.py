@@ -50,20 +50,25 @@ def _fwhm(x, y):
     return right - left
 
 
+METHODS = ["scan", "gather"]
+
+
+@pytest.mark.parametrize("method", METHODS)
 @pytest.mark.parametrize("resolution", [4000.0, 11000.0, 50000.0])
-def test_constant_resolution_equals_apply_lsf(resolution):
+def test_constant_resolution_equals_apply_lsf(resolution, method):
     dlnlam = 2.0 / C_KMS
     rng = np.random.default_rng(1)
     flux = 1.0 - 0.5 * rng.random((2, 700))  # batch axis; edges differ from 1 (edge padding)
     r = np.full(700, resolution)
-    out = np.asarray(apply_lsf_variable(flux, r, dlnlam, min_resolution=4000.0))
+    out = np.asarray(apply_lsf_variable(flux, r, dlnlam, min_resolution=4000.0, method=method))
     ref = np.asarray(apply_lsf(flux, resolution, dlnlam, min_resolution=4000.0))
     assert out.shape == flux.shape
     # everywhere, edges included: both pad by repeating the edge pixel
     np.testing.assert_allclose(out, ref, rtol=1e-6, atol=1e-12 if X64 else 1e-6)
 
 
-def test_matches_dense_reference_linear_resolution():
+@pytest.mark.parametrize("method", METHODS)
+def test_matches_dense_reference_linear_resolution(method):
     dlnlam = 2.0 / C_KMS
     n = 600
     rng = np.random.default_rng(2)
@@ -71,14 +76,14 @@ def test_matches_dense_reference_linear_resolution():
     flux[:, 300] = 0.0  # a sharp line
     r = np.linspace(5000.0, 20000.0, n)
     ref = _dense_reference(flux, r, dlnlam, 4000.0)
-    f = jax.jit(lambda x, res: apply_lsf_variable(x, res, dlnlam, min_resolution=4000.0))
+    f = jax.jit(lambda x, res: apply_lsf_variable(x, res, dlnlam, min_resolution=4000.0, method=method))
     out = np.asarray(f(flux, r))
     np.testing.assert_allclose(out, ref, rtol=0, atol=1e-12 if X64 else 1e-5)
     # vmap over spectra gives the batched result
     out_v = np.asarray(jax.vmap(lambda x: f(x, r))(jnp.asarray(flux)))
     np.testing.assert_allclose(out_v, out, rtol=0, atol=1e-12 if X64 else 1e-6)
     # traced resolution below min_resolution is clipped, not an error
-    g = jax.jit(lambda res: apply_lsf_variable(flux[0], res, dlnlam, min_resolution=4000.0))
+    g = jax.jit(lambda res: apply_lsf_variable(flux[0], res, dlnlam, min_resolution=4000.0, method=method))
     low = np.where(np.arange(n) < 100, 1000.0, r)
     clipped = np.where(np.arange(n) < 100, 4000.0, r)
     np.testing.assert_allclose(np.asarray(g(low)), np.asarray(g(clipped)), rtol=0, atol=1e-12)
@@ -127,7 +132,8 @@ def test_conserves_equivalent_width():
     assert 1.0 - out[centre] < 0.5 * depth[centre]
 
 
-def test_gradients_finite_and_correct():
+@pytest.mark.parametrize("method", METHODS)
+def test_gradients_finite_and_correct(method):
     dlnlam = 3.0 / C_KMS
     n = 40
     rng = np.random.default_rng(3)
@@ -135,19 +141,20 @@ def test_gradients_finite_and_correct():
     r0 = np.linspace(6000.0, 9000.0, n)
 
     def f_u(u):  # resolution scaled by u ~ 1, so that eps is a relative step
-        return apply_lsf_variable(flux, r0 * u, dlnlam, min_resolution=3000.0)
+        return apply_lsf_variable(flux, r0 * u, dlnlam, min_resolution=3000.0, method=method)
 
     u = jnp.asarray(np.linspace(0.9, 1.1, n), FLOAT)
     check_grads(f_u, (u,), order=1, modes=["fwd", "rev"], eps=1e-2, atol=1e-3, rtol=1e-2)
 
     def f_flux(x):
-        return apply_lsf_variable(x, r0, dlnlam, min_resolution=3000.0)
+        return apply_lsf_variable(x, r0, dlnlam, min_resolution=3000.0, method=method)
 
     check_grads(f_flux, (flux,), order=1, modes=["fwd", "rev"], eps=1e-2, atol=1e-3, rtol=1e-2)
 
     # finite everywhere: at/below the clip, and at huge R (kernel floored to a delta)
     def loss(res):
-        return jnp.sum(apply_lsf_variable(flux**2, res, dlnlam, min_resolution=3000.0) ** 2)
+        out = apply_lsf_variable(flux**2, res, dlnlam, min_resolution=3000.0, method=method)
+        return jnp.sum(out**2)
 
     for res in (jnp.asarray(r0, FLOAT), jnp.full(n, 3000.0, FLOAT), jnp.full(n, 1e9, FLOAT)):
         g = jax.jit(jax.grad(loss))(res)
@@ -184,6 +191,8 @@ def test_errors():
         apply_lsf_variable(flux, r, -1.0)
     with pytest.raises(ValueError, match="min_resolution"):
         apply_lsf_variable(flux, r, dlnlam, min_resolution=0.0)
+    with pytest.raises(ValueError, match="method"):
+        apply_lsf_variable(flux, r, dlnlam, method="fft")
 
 
 def test_resolution_on_grid():

@@ -1,15 +1,21 @@
-"""Gradient fitting: fit_binary, and the Levenberg-Marquardt, continuum and TODCOR pieces under it."""
+"""Gradient fitting: fit_binary / fit_single / fit_binary_batch, and the LM, continuum and TODCOR pieces."""
 
-from jaxspec.fit.binary import BIC_THRESHOLD, BinaryFit, fit_binary
+from jaxspec.fit.binary import BIC_THRESHOLD, fit_binary, fit_binary_batch, fit_single, prepare_spectrum
 from jaxspec.fit.continuum import continuum_design, find_segments, solve_continuum
 from jaxspec.fit.lm import LMResult, levenberg_marquardt
-from jaxspec.fit.todcor import TodcorResult, best_peaks, todcor
+from jaxspec.fit.result import FLAGS, BinaryFit, flag_messages
+from jaxspec.fit.todcor import TodcorResult, best_peaks, todcor, todcor_cross
 
 __all__ = [
     "BIC_THRESHOLD",
     "BinaryFit",
+    "FLAGS",
     "LMResult",
     "fit_binary",
+    "fit_binary_batch",
+    "fit_single",
+    "flag_messages",
+    "prepare_spectrum",
     "TodcorResult",
     "best_peaks",
     "continuum_design",
@@ -17,4 +23,5 @@ __all__ = [
     "levenberg_marquardt",
     "solve_continuum",
     "todcor",
+    "todcor_cross",
 ]

@@ -47,7 +47,7 @@ from jaxspec.fit.todcor import todcor_cross
 from jaxspec.models.binary import BinaryModel
 from jaxspec.physics.grid import check_wavelengths
 
-__all__ = ["BIC_THRESHOLD", "fit_binary", "fit_binary_batch", "fit_single", "prepare_spectrum"]
+__all__ = ["BIC_THRESHOLD", "chi2_at", "fit_binary", "fit_binary_batch", "fit_single", "prepare_spectrum"]
 
 BIC_THRESHOLD = 10.0
 _FITTERS: dict = {}
@@ -130,6 +130,7 @@ class _Options:
     flux_ratio_mode: str
     continuum_degree: int
     n_starts: int
+    n_secondary_starts: int
     rv_range: float
     rv_step: float
     max_iter: int
@@ -174,7 +175,9 @@ class _Fitter:
         stem = name[:-2] if name[-2:] in ("_1", "_2") else name
         if stem in self.base:
             return self.base[stem]
-        return {"rv": 0.0, "vsini": 5.0, "flux_ratio": 0.3}[stem]
+        # vsini starts at 15 km/s: near 0 the spectrum changes only to second order in vsini, so a
+        # start there has no gradient to follow.
+        return {"rv": 0.0, "vsini": 15.0, "flux_ratio": 0.3}[stem]
 
     def _templates(self, model):
         """Line depths 1 - T of each template temperature shifted to every grid velocity, (n_t, n_rv, P)."""
@@ -196,6 +199,28 @@ class _Fitter:
         a = jnp.stack(out)
         cross = jnp.stack([a[i] @ a[j].T for i, j in self.pairs])  # unweighted A_i . A_j^T
         return {"a": a, "a2": a * a, "cross": cross, "rv": jnp.asarray(self.rv, self.dtype)}
+
+    def _kick(self, spec, z, floor=10.0, margin=0.05):
+        """The same point moved off the bounds: every free parameter at least ``margin`` of its
+        range inside, every free vsini at least ``floor`` km/s. In the logistic parametrization
+        a parameter that ran into a bound has almost no gradient left to come back with."""
+        u = jnp.clip(jax.nn.sigmoid(z), margin, 1.0 - margin)
+        th = spec.from_unconstrained(jnp.log(u) - jnp.log1p(-u))
+        for n in ("vsini_1", "vsini_2"):
+            if spec[n].fixed is None:
+                th[n] = jnp.maximum(th[n], floor)
+        return spec.to_unconstrained(th)
+
+    def _mirror(self, spec, z):
+        """The same solution with the components swapped (flux_ratio -> 1 / flux_ratio, capped)."""
+        th = spec.from_unconstrained(z)
+        sw = dict(th)
+        for n in spec.names:
+            if n.endswith("_1") and n[:-2] + "_2" in th:
+                sw[n], sw[n[:-2] + "_2"] = th[n[:-2] + "_2"], th[n]
+        if spec["flux_ratio"].fixed is None:
+            sw["flux_ratio"] = jnp.clip(1.0 / jnp.maximum(th["flux_ratio"], 1e-3), 0.02, 0.95)
+        return spec.to_unconstrained(sw)
 
     # -------------------------------------------------------------- one spectrum (traced)
     def _theta_start(self, spec, t1, t2, rv1, rv2, q):
@@ -292,10 +317,41 @@ class _Fitter:
                                    linearize_fn=linearize_fn(sbm, sspec))
         s_theta = sspec.from_unconstrained(sfit.z)
 
-        # 4. binary from every start, plus the single-star solution as star 1
-        best0 = starts[0]
-        from_single = {**best0, **{n: s_theta[n] for n in spec.free if not n.endswith("_2") and n in s_theta},
-                       "flux_ratio": jnp.asarray(0.1, dt)}
+        # 4. starts for the secondary given the single-star fit: with the single-star model as
+        # template 1 (its own broadening and labels), a one-dimensional TODCOR over rv_2 for
+        # every template temperature. This finds faint secondaries that the 2D search misses
+        # because blends of two templates near rv_1 mimic a broader primary line.
+        ms = sbm.flux(s_theta)
+        cs, _ = solve_continuum(ms, d, w, design)
+        cs = jnp.where(jnp.abs(cs) > 1e-6, cs, 1.0)
+        ys = 1.0 - d / cs
+        ws = w * cs**2
+        a1 = 1.0 - ms
+        a1a1 = jnp.sum(ws * a1 * a1)
+        a1y = jnp.sum(ws * a1 * ys)
+        bb = templates["a2"] @ ws  # (n_t, n_rv)
+        by = a @ (ws * ys)
+        ab = a @ (ws * a1)
+        det = a1a1 * bb - ab**2
+        det = jnp.where(det > 1e-12 * a1a1 * bb, det, jnp.inf)
+        ca1 = (a1y * bb - by * ab) / det
+        cb1 = (by * a1a1 - a1y * ab) / det
+        chi1 = -(ca1 * a1y + cb1 * by)
+        far = jnp.abs(rv - s_theta["rv_1"]) >= opts.min_rv_difference
+        score1 = jnp.where((ca1 > 0) & (cb1 > 0) & far[None] & jnp.isfinite(chi1), chi1, jnp.inf)
+        comp1 = {n: s_theta[n] for n in spec.free if not n.endswith("_2") and n in s_theta}
+        for _ in range(opts.n_secondary_starts):
+            t, r = jnp.unravel_index(jnp.argmin(score1), score1.shape)
+            k = cb1[t, r] / ca1[t, r]
+            th = self._theta_start(spec, teffs[0], teffs[t], s_theta["rv_1"], rv[r], jnp.clip(k, 0.02, 0.98))
+            th.update(comp1)
+            if spec["flux_ratio"].fixed is None:
+                th["flux_ratio"] = jnp.clip(k, 0.02, 0.98)
+            starts.append(th)
+            score1 = jnp.where(jnp.abs(rv - rv[r])[None] < sep, jnp.inf, score1)
+
+        # 5. the single-star solution as star 1 and the best 2D peak's secondary
+        from_single = {**starts[0], **comp1}
         from_single["flux_ratio"] = jnp.asarray(0.1, dt) if spec["flux_ratio"].fixed is None else (
             jnp.asarray(spec["flux_ratio"].fixed, dt))
         z0 = jnp.stack([spec.to_unconstrained(th) for th in [*starts, from_single]])
@@ -307,8 +363,18 @@ class _Fitter:
         fits = jax.vmap(lambda z: lm(z, max_iter=opts.explore_iter))(z0)
         cost = jnp.where(fits.finite, fits.cost, jnp.inf)
         order = jnp.argsort(cost)
-        polished = lm(fits.z[order[0]], max_iter=opts.max_iter)
-        fits = jax.tree_util.tree_map(lambda all_, one: all_.at[order[0]].set(one), fits, polished)
+        # Polish the two best and the mirror of the best (components swapped): a start with the
+        # stars in the wrong order runs into flux_ratio = 1 and stops there.
+        # A parameter that ran into a bound has almost no gradient left in the logistic
+        # parametrization, and a vsini that drifted to ~0 cannot come back (the spectrum
+        # changes only to second order there): the polished copies restart off the bounds
+        # and with vsini >= 10 km/s (see _kick); the best also keeps its own values in one lane.
+        b0, b1 = fits.z[order[0]], fits.z[order[1]]
+        zp = jnp.stack([b0, self._kick(spec, b0), self._kick(spec, b1),
+                        self._kick(spec, self._mirror(spec, b0))])
+        polished = jax.vmap(lambda z: lm(z, max_iter=opts.max_iter))(zp)
+        fits = jax.tree_util.tree_map(
+            lambda all_, pol: jnp.concatenate([all_.at[order[:2]].set(pol[:2]), pol[2:]]), fits, polished)
         cost = jnp.where(fits.finite, fits.cost, jnp.inf)
         order = jnp.argsort(cost)
         best = order[0]
@@ -488,7 +554,7 @@ def _get_fitter(model, wave, resolution, opts, unnormalized):
     return f[1]
 
 
-def _options(model, *, flux_ratio_mode="constant", continuum_degree=2, n_starts=4, rv_range=300.0,
+def _options(model, *, flux_ratio_mode="constant", continuum_degree=2, n_starts=3, n_secondary_starts=3, rv_range=300.0,
              rv_step=4.0, max_iter=60, explore_iter=8, ftol=1e-5, shared=("feh",), fixed=None, ref_wave=None,
              min_rv_difference=None):
     if n_starts < 1:
@@ -500,6 +566,7 @@ def _options(model, *, flux_ratio_mode="constant", continuum_degree=2, n_starts=
     fixed = tuple(sorted((k, float(v)) for k, v in (fixed or {}).items()))
     return _Options(
         flux_ratio_mode=flux_ratio_mode, continuum_degree=int(continuum_degree), n_starts=int(n_starts),
+        n_secondary_starts=int(n_secondary_starts),
         rv_range=float(rv_range), rv_step=float(rv_step), max_iter=int(max_iter),
         explore_iter=int(explore_iter), ftol=float(ftol), shared=tuple(shared),
         fixed=fixed, ref_wave=None if ref_wave is None else float(ref_wave),
@@ -516,8 +583,10 @@ _FIT_DOC_OPTIONS = """
         fixed: ``{name: value}`` parameters held fixed (e.g. ``{"vsini_1": 0.0}``).
         continuum_degree: Chebyshev degree of the continuum in each segment
             of ``wave`` (segments split at gaps > 10 pixel steps).
-        n_starts: TODCOR peaks refined by Levenberg-Marquardt (one more start
-            comes from the single-star fit).
+        n_starts: 2D TODCOR peaks refined by Levenberg-Marquardt.
+        n_secondary_starts: further starts from a 1D TODCOR over rv_2 with the
+            single-star fit as the primary's template (one more start puts
+            the single-star fit in component 1 with the best 2D peak's secondary).
         rv_range, rv_step: TODCOR velocity grid, -rv_range..rv_range [km/s]; the
             rv bounds of the fit are +-1.5 rv_range.
         min_rv_difference: TODCOR points with |rv_1 - rv_2| below this [km/s]
@@ -649,3 +718,45 @@ def fit_single(flux, wave, err=None, ivar=None, model=None, resolution=None, **o
     fixed = dict(options.pop("fixed", None) or {})
     fixed.setdefault("flux_ratio", 0.0)
     return fit_binary(flux, wave, err, ivar, model, resolution, fixed=fixed, **options)
+
+
+def chi2_at(params: dict, flux, wave, err=None, ivar=None, model=None, resolution=None, *,
+            unnormalized=None, chunk_size: int = 64, **options):
+    """Chi-square of given parameters, with the continuum solved as in the fit.
+
+    The same objective that :func:`fit_binary` minimizes, e.g. to check that
+    a fit reached at least the chi-square of the true parameters.
+
+    Args:
+        params: ``{name: (N,) array}`` for every parameter of the binary model.
+        flux, err / ivar: (N, P) spectra; wave: (P,); model, resolution and
+            options as :func:`fit_binary_batch`.
+
+    Returns:
+        (N,) chi-square.
+    """
+    if model is None:
+        from jaxspec.emulator.default import default_model
+
+        model = default_model()
+    flux, wave, ivar = prepare_spectrum(flux, wave, err, ivar)
+    flux, ivar = np.atleast_2d(flux), np.atleast_2d(ivar)
+    fitter = _get_fitter(model, wave, resolution, _options(model, **options), unnormalized)
+    bm = fitter.bm
+    missing = [n for n in bm.spec.names if n not in params]
+    if missing:
+        raise ValueError(f"params lacks {missing}")
+    design = jnp.asarray(fitter.design_np, fitter.dtype)
+
+    def one(theta, d, w):
+        m = bm.flux(theta)
+        cont, _ = solve_continuum(m, d, w, design)
+        return jnp.sum(w * (m * cont - d) ** 2)
+
+    run = jax.jit(jax.vmap(one))
+    out = []
+    for a in range(0, flux.shape[0], chunk_size):
+        th = {n: jnp.asarray(np.atleast_1d(params[n])[a:a + chunk_size], fitter.dtype) for n in bm.spec.names}
+        out.append(np.asarray(run(th, jnp.asarray(flux[a:a + chunk_size], fitter.dtype),
+                                  jnp.asarray(ivar[a:a + chunk_size], fitter.dtype))))
+    return np.concatenate(out).astype(np.float64)
