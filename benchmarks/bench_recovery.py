@@ -92,7 +92,7 @@ def setup_binspec(n, n_single, rng, snr):
     names = ("teff", "logg", "feh", "mgfe", "vmacro")
     norm = from_binspec(d / "NN_normalized_spectra.npz", names, wave)
     unnorm = from_binspec(d / "NN_unnormalized_spectra.npz", names[:4], wave, flux_scale=1e-6)
-    box = np.asarray(norm.label_bounds)
+    box = np.array(norm.label_bounds, dtype=np.float64)
     # The network's vmacro box starts below 0; physical vmacro >= 0.
     box[4, 0] = max(box[4, 0], 0.0)
     fixed = {"vsini_1": 0.0, "vsini_2": 0.0}
@@ -144,8 +144,14 @@ def evaluate(fit, truth, chi2_true):
     for name, tol, need in CRITERIA:
         err = np.abs(np.asarray(fit.params[name]) - truth[name])
         frac = float(np.mean(err <= tol))
+        # Misses that the reported 1-sigma errors explain (within 3 sigma): information-limited,
+        # not optimizer failures.
+        miss = err > tol
+        within3 = err <= 3.0 * np.asarray(fit.errors[name])
         out[name] = {"tolerance": tol, "fraction": frac, "required": need, "pass": frac >= need,
-                     "median_abs_error": float(np.median(err))}
+                     "median_abs_error": float(np.median(err)),
+                     "median_reported_error": float(np.median(fit.errors[name])),
+                     "misses": int(miss.sum()), "misses_within_3_sigma": int((miss & within3).sum())}
     ok = np.asarray(fit.chi2) <= chi2_true + 1.0
     out["chi2_le_true_plus_1"] = {"fraction": float(np.mean(ok)), "required": CHI2_FRACTION,
                                   "pass": float(np.mean(ok)) >= CHI2_FRACTION}
@@ -159,7 +165,7 @@ def evaluate(fit, truth, chi2_true):
     return out
 
 
-def run(model_name="default", n=200, n_single=200, snr=50.0, seed=1, chunk_size=32, progress=True):
+def run(model_name="default", n=200, n_single=200, snr=50.0, seed=1, chunk_size=4, progress=True):
     from jaxspec.fit.binary import chi2_at, fit_binary_batch
     from jaxspec.simulate import simulate
 
@@ -194,10 +200,12 @@ def table(result) -> str:
     b = result["binaries"]
     lines = [f"Recovery: {result['n_binaries']} binaries, model {result['model']}, S/N {result['snr']:g} "
              f"({result['seconds_binaries']:.0f} s for the binaries, {b['flagged']} flagged)",
-             f"{'criterion':34s} {'fraction':>9s} {'required':>9s}  pass"]
+             f"{'criterion':34s} {'fraction':>9s} {'required':>9s}  pass   misses (within 3 sigma)"]
     for name, tol, _ in CRITERIA:
         r = b[name]
-        lines.append(f"{f'|{name} - true| <= {tol:g}':34s} {r['fraction']:9.3f} {r['required']:9.2f}  {r['pass']}")
+        label = f"|{name} - true| <= {tol:g}"
+        lines.append(f"{label:34s} {r['fraction']:9.3f} {r['required']:9.2f}  {str(r['pass']):5s}  "
+                     f"{r['misses']} ({r['misses_within_3_sigma']})")
     for key, label in (("chi2_le_true_plus_1", "chi2 <= chi2(truth) + 1"),
                        ("is_binary_for_flux_ratio_ge_0.3", "is_binary (flux_ratio >= 0.3)")):
         r = b[key]
@@ -216,7 +224,7 @@ def main(argv=None):
     p.add_argument("--n-single", type=int, default=200)
     p.add_argument("--snr", type=float, default=50.0)
     p.add_argument("--seed", type=int, default=1)
-    p.add_argument("--chunk-size", type=int, default=32)
+    p.add_argument("--chunk-size", type=int, default=4)
     p.add_argument("--out", type=Path, default=None)
     a = p.parse_args(argv)
     if a.model == "binspec" and not (binspec_dir() / "NN_normalized_spectra.npz").exists():

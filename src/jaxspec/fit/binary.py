@@ -554,9 +554,9 @@ def _get_fitter(model, wave, resolution, opts, unnormalized):
     return f[1]
 
 
-def _options(model, *, flux_ratio_mode="constant", continuum_degree=2, n_starts=3, n_secondary_starts=3, rv_range=300.0,
-             rv_step=4.0, max_iter=60, explore_iter=8, ftol=1e-5, shared=("feh",), fixed=None, ref_wave=None,
-             min_rv_difference=None):
+def _options(model, *, flux_ratio_mode="constant", continuum_degree=2, n_starts=3, n_secondary_starts=3,
+             rv_range=300.0, rv_step=4.0, max_iter=60, explore_iter=8, ftol=1e-5, shared=("feh",),
+             fixed=None, ref_wave=None, min_rv_difference=None):
     if n_starts < 1:
         raise ValueError(f"n_starts must be >= 1, got {n_starts}")
     if not (rv_range > 0 and rv_step > 0 and rv_step < rv_range):
@@ -607,7 +607,7 @@ def fit_binary_batch(
     model=None,
     resolution=None,
     *,
-    chunk_size: int = 32,
+    chunk_size: int = 4,
     return_model: bool = False,
     progress: bool = False,
     bic_threshold: float = BIC_THRESHOLD,
@@ -618,8 +618,11 @@ def fit_binary_batch(
 
     Spectra are fitted ``chunk_size`` at a time by one compiled, ``vmap``-ped
     program (the last chunk is padded, so nothing recompiles). Peak memory is
-    the inputs plus one chunk's working set (about 25 MB per spectrum of
-    8,000 pixels with the bundled model; see ``benchmarks/bench_fit_memory.py``).
+    the inputs (converted to float64 numpy arrays) plus one chunk's working
+    set. On a 2-core CPU larger chunks do not fit faster per spectrum (4: 0.45 s,
+    16: 1.0 s per APOGEE spectrum with the binspec network: the vmapped
+    Jacobians become memory-bound), hence the default of 4; on a GPU use
+    hundreds.
     A spectrum that cannot be fitted (all pixels masked, too few pixels)
     gets a flag and NaN values; it never stops the batch.
 
