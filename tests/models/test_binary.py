@@ -198,3 +198,23 @@ def test_segmented_grid_and_model_mode():
             assert f[i] < 0.95
     with pytest.raises(ValueError, match="unnormalized"):
         BinaryModel(Toy(), obs, flux_ratio_mode="model")
+
+
+def test_segmented_shift_equals_per_segment_doppler_shift():
+    """One gather with per-segment clipping equals doppler_shift on every segment separately."""
+    g = np.exp(np.log(5000.0) + 1e-5 * np.arange(400))
+    mw = np.concatenate([g, np.exp(np.log(g[-1]) + 1e-5 * (np.arange(300) + 200))])
+
+    class Flat:
+        label_names = ("teff",)
+        label_bounds = np.array([[4000.0, 7000.0]])
+        wave = mw
+
+        def flux(self, labels):
+            return jnp.ones(mw.size)
+
+    bm = BinaryModel(Flat(), mw[10:-10], shared=())
+    f = jnp.asarray(np.random.default_rng(1).normal(size=mw.size), jnp.float32)
+    for rv in (-123.4, -3.0, 0.0, 2.2, 250.0):
+        want = np.concatenate([doppler_shift(f[a:b], rv, bm.dlnlam) for a, b in bm.segments])
+        np.testing.assert_allclose(bm._shift_segments(f, jnp.float32(rv)), want, atol=1e-6)

@@ -48,7 +48,7 @@ import numpy as np
 from jaxspec.models.params import Param, ParamSpec
 from jaxspec.physics.blackbody import planck
 from jaxspec.physics.convolve import combine_kernels, convolve_same
-from jaxspec.physics.doppler import doppler_shift
+from jaxspec.physics.doppler import _ln_factor, doppler_shift
 from jaxspec.physics.grid import check_wavelengths, make_resampler, resample
 from jaxspec.physics.lsf import (
     FWHM_TO_SIGMA,
@@ -163,7 +163,13 @@ class BinaryModel:
                 f"model's wavelength range {mw[0]:.2f}-{mw[-1]:.2f} A"
             )
         self.segments, self.dlnlam = uniform_segments(mw)
+        self._pix = jnp.arange(mw.size, dtype=jnp.int32)
+        lo = np.concatenate([np.full(b - a, a) for a, b in self.segments])
+        hi = np.concatenate([np.full(b - a, b - 1) for a, b in self.segments])
+        self._seg_lo, self._seg_hi = jnp.asarray(lo, jnp.int32), jnp.asarray(hi, jnp.int32)
         self.resampler = make_resampler(mw, self.wave)
+        # observed pixels that are the model's pixels need no interpolation
+        self._identity = self.wave.shape == mw.shape and bool(np.all(self.wave == mw))
         self.min_resolution = float(min_resolution)
         self.resolution = None
         self._res_grid = None
@@ -279,12 +285,22 @@ class BinaryModel:
         elif self._lsf_kernel is not None:
             kernel = jnp.asarray(self._lsf_kernel, f.dtype)
 
-        def one(seg, a, b):
-            if kernel is not None:
-                seg = convolve_same(seg, kernel)
-            return doppler_shift(seg, theta[f"rv_{i}"], self.dlnlam)
+        if kernel is not None:
+            f = self._per_segment(f, lambda seg, a, b: convolve_same(seg, kernel))
+        if len(self.segments) == 1:
+            return doppler_shift(f, theta[f"rv_{i}"], self.dlnlam)
+        return self._shift_segments(f, theta[f"rv_{i}"])
 
-        return self._per_segment(f, one)
+    def _shift_segments(self, f, rv):
+        """Doppler shift on a segmented grid with one gather (as ``doppler_shift`` per segment:
+        linear interpolation at a constant offset, edge values held at each segment's ends)."""
+        s = _ln_factor(rv) / self.dlnlam
+        k = jnp.floor(-s)
+        t = (-s - k).astype(f.dtype)
+        idx = self._pix + k.astype(jnp.int32)
+        left = jnp.take(f, jnp.clip(idx, self._seg_lo, self._seg_hi), axis=-1)
+        right = jnp.take(f, jnp.clip(idx + 1, self._seg_lo, self._seg_hi), axis=-1)
+        return left + t * (right - left)
 
     def components(self, theta: dict):
         """Both stars, rotated, shifted and (for a scalar resolution) convolved with the LSF,
@@ -297,6 +313,8 @@ class BinaryModel:
                 return apply_lsf_variable(seg, self._res_grid[a:b], self.dlnlam,
                                           min_resolution=self.min_resolution)
             f = self._per_segment(f, lsf)
+        if self._identity:
+            return f
         return resample(f, self.resampler)
 
     def _owns(self, name, i):
