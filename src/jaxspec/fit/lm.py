@@ -108,6 +108,11 @@ def levenberg_marquardt(
         # unconstrained space keeps taking steps that no longer lower the cost.
         small = ok & ((rel < ftol) | (jnp.linalg.norm(step) < xtol * (jnp.linalg.norm(z) + xtol)))
         small = small | (jnp.max(jnp.abs(g)) <= gtol * (1.0 + cost))
+        # Near a minimum in float32 every trial step is rejected (no decrease within rounding)
+        # and lam would climb for ~30 iterations before "stuck": stop as soon as the undamped
+        # Gauss-Newton step itself promises less than ftol of the cost.
+        gn = jnp.linalg.solve(jtj + 1e-9 * jnp.diag(diag) + 1e-12 * eye, g)
+        small = small | (0.5 * jnp.dot(g, gn) < ftol * cost)
         # A rejected step that cannot shrink further (lam huge) also ends the loop.
         stuck = ~ok & (lam > 1e12)
         z = jnp.where(ok, z_new, z)

@@ -47,8 +47,9 @@ import numpy as np
 
 from jaxspec.models.params import Param, ParamSpec
 from jaxspec.physics.blackbody import planck
+from jaxspec.physics.constants import C_KMS
 from jaxspec.physics.convolve import combine_kernels, convolve_same
-from jaxspec.physics.doppler import _ln_factor, doppler_shift
+from jaxspec.physics.doppler import _ln_factor
 from jaxspec.physics.grid import check_wavelengths, make_resampler, resample
 from jaxspec.physics.lsf import (
     FWHM_TO_SIGMA,
@@ -163,10 +164,8 @@ class BinaryModel:
                 f"model's wavelength range {mw[0]:.2f}-{mw[-1]:.2f} A"
             )
         self.segments, self.dlnlam = uniform_segments(mw)
-        self._pix = jnp.arange(mw.size, dtype=jnp.int32)
-        lo = np.concatenate([np.full(b - a, a) for a, b in self.segments])
-        hi = np.concatenate([np.full(b - a, b - 1) for a, b in self.segments])
-        self._seg_lo, self._seg_hi = jnp.asarray(lo, jnp.int32), jnp.asarray(hi, jnp.int32)
+        # pixels of padding for the largest shift (|rv| <= rv_max)
+        self._pad = int(np.ceil(abs(np.arctanh(float(rv_max) / C_KMS)) / self.dlnlam)) + 2
         self.resampler = make_resampler(mw, self.wave)
         # observed pixels that are the model's pixels need no interpolation
         self._identity = self.wave.shape == mw.shape and bool(np.all(self.wave == mw))
@@ -287,20 +286,28 @@ class BinaryModel:
 
         if kernel is not None:
             f = self._per_segment(f, lambda seg, a, b: convolve_same(seg, kernel))
-        if len(self.segments) == 1:
-            return doppler_shift(f, theta[f"rv_{i}"], self.dlnlam)
         return self._shift_segments(f, theta[f"rv_{i}"])
 
     def _shift_segments(self, f, rv):
-        """Doppler shift on a segmented grid with one gather (as ``doppler_shift`` per segment:
-        linear interpolation at a constant offset, edge values held at each segment's ends)."""
+        """Doppler shift, segment by segment: as :func:`~jaxspec.physics.doppler_shift` (linear
+        interpolation at a constant offset, edge values held at each segment's ends), written
+        as two dynamic slices of an edge-padded copy instead of gathers. Under ``jvp``/``vmap``
+        on the CPU this is 5-6x faster than the gathers (0.13 vs 0.66 ms for the Jacobian of a
+        binspec star). Shifts are capped at ``rv_max`` (the parameter bound)."""
         s = _ln_factor(rv) / self.dlnlam
         k = jnp.floor(-s)
         t = (-s - k).astype(f.dtype)
-        idx = self._pix + k.astype(jnp.int32)
-        left = jnp.take(f, jnp.clip(idx, self._seg_lo, self._seg_hi), axis=-1)
-        right = jnp.take(f, jnp.clip(idx + 1, self._seg_lo, self._seg_hi), axis=-1)
-        return left + t * (right - left)
+        k = jnp.clip(k.astype(jnp.int32), -self._pad, self._pad - 1)
+        m = self._pad
+        out = []
+        for a, b in self.segments:
+            seg = f[..., a:b]
+            padded = jnp.concatenate([jnp.repeat(seg[..., :1], m, axis=-1), seg,
+                                      jnp.repeat(seg[..., -1:], m + 1, axis=-1)], axis=-1)
+            left = jax.lax.dynamic_slice_in_dim(padded, m + k, b - a, axis=-1)
+            right = jax.lax.dynamic_slice_in_dim(padded, m + k + 1, b - a, axis=-1)
+            out.append(left + t * (right - left))
+        return out[0] if len(out) == 1 else jnp.concatenate(out, axis=-1)
 
     def components(self, theta: dict):
         """Both stars, rotated, shifted and (for a scalar resolution) convolved with the LSF,
