@@ -9,12 +9,16 @@ Per spectrum, all inside one jitted function that is ``vmap``-ped over spectra:
    :mod:`jaxspec.fit.todcor`); the lowest distinct grid points, with the
    components ordered so that star 1 is the brighter, become starts.
 3. A single-star fit (``flux_ratio`` fixed at 0) from the best
-   one-template cross-correlation peak.
-4. Levenberg-Marquardt from every start at once (``vmap``), plus one start
-   that puts the single-star solution in component 1; the continuum (a
-   Chebyshev polynomial per segment of ``wave``) is solved by variable
-   projection inside each step, so it never needs a start; bounds enter
-   through a logistic transform (parameters neither stick at nor cross them).
+   one-template cross-correlation peak, then a one-dimensional TODCOR over
+   rv_2 with the single-star model as the primary's template (finds faint
+   secondaries); plus one start with the single-star solution as star 1.
+4. Levenberg-Marquardt from every start at once (``vmap``) for a few
+   iterations, then the two best, the mirror of the best (stars swapped)
+   and copies moved off the bounds are polished to convergence. The
+   continuum (a Chebyshev polynomial per segment of ``wave``) is solved by
+   variable projection inside each step, so it never needs a start; bounds
+   enter through a logistic transform; the model's Jacobian is
+   block-structured (:meth:`jaxspec.models.BinaryModel.flux_and_jacobian`).
 5. Lowest chi-square wins; errors and covariance from the Gauss-Newton
    Hessian at the solution.
 
