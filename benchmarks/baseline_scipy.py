@@ -41,12 +41,15 @@ Usage: python benchmarks/baseline_scipy.py [--n-binaries 3] [--n-starts 10] [--s
 from __future__ import annotations
 
 import argparse
-import os
+import sys
 import time
 from pathlib import Path
 
 import numpy as np
 from scipy.optimize import least_squares
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from _data import binspec_dir  # noqa: E402
 
 C_KMS = 299792.458
 """Speed of light [km/s]."""
@@ -65,16 +68,6 @@ NETWORK_LABELS = ("teff", "logg", "feh", "mgfe", "vmacro")
 """Order of the network's input labels."""
 
 _IDX = {name: i for i, name in enumerate(PARAM_NAMES)}
-
-
-def binspec_dir() -> Path:
-    """Directory holding the binspec reference data (``$JAXSPEC_BINSPEC_DATA`` or ``../shared``)."""
-    env = os.environ.get("JAXSPEC_BINSPEC_DATA")
-    if env:
-        return Path(env)
-    shared = os.environ.get("JAXSPEC_SHARED_DATA")
-    base = Path(shared) if shared else Path(__file__).resolve().parents[2] / "shared" / "data"
-    return base / "binspec"
 
 
 def chip_slices(wave: np.ndarray, gap_factor: float = 10.0) -> list[slice]:

@@ -44,6 +44,7 @@ import json
 import os
 import platform
 import statistics
+import sys
 import time
 from pathlib import Path
 
@@ -56,6 +57,9 @@ from flax import nnx
 from jaxspec._machine import cpu_model
 from jaxspec.emulator import MLP, Emulator, PerPixelNet
 from jaxspec.emulator.networks import network_arrays
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from _data import binspec_dir  # noqa: E402
 
 ROOT = Path(__file__).resolve().parents[1]
 RESULTS = ROOT / "benchmarks" / "results"
@@ -83,14 +87,6 @@ def parse_args(argv=None) -> argparse.Namespace:
     if not args.batches or min(args.batches) < 1:
         p.error("--batches needs positive batch sizes")
     return args
-
-
-def binspec_dir() -> Path:
-    env = os.environ.get("JAXSPEC_BINSPEC_DATA")
-    if env:
-        return Path(env)
-    shared = os.environ.get("JAXSPEC_SHARED_DATA")
-    return (Path(shared) if shared else ROOT.parent / "shared" / "data") / "binspec"
 
 
 def make_emulator(model: str, seed: int) -> tuple[Emulator, str]:

@@ -38,7 +38,7 @@ HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE))
 RESULTS = HERE / "results"
 
-from bench_recovery import binspec_dir  # noqa: E402
+from _data import binspec_dir  # noqa: E402
 
 NAMES = ("teff", "logg", "feh", "mgfe", "vmacro")
 FIT_OPTIONS = {"fixed": {"vsini_1": 0.0, "vsini_2": 0.0}, "shared": ("feh", "mgfe")}

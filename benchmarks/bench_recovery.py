@@ -27,11 +27,14 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
+import sys
 import time
 from pathlib import Path
 
 import numpy as np
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from _data import binspec_dir  # noqa: E402
 
 ROOT = Path(__file__).resolve().parents[1]
 RESULTS = ROOT / "benchmarks" / "results"
@@ -42,14 +45,6 @@ CRITERIA = (("rv_1", 2.0, 0.95), ("rv_2", 2.0, 0.95), ("teff_1", 150.0, 0.90), (
 CHI2_FRACTION = 0.98
 SINGLE_FALSE_FRACTION = 0.97
 BINARY_TRUE_FRACTION = 0.95  # for flux_ratio >= 0.3
-
-
-def binspec_dir() -> Path:
-    env = os.environ.get("JAXSPEC_BINSPEC_DATA")
-    if env:
-        return Path(env)
-    shared = os.environ.get("JAXSPEC_SHARED_DATA")
-    return (Path(shared) if shared else ROOT.parent / "shared" / "data") / "binspec"
 
 
 def _sigmoid(x):

@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
+import sys
 import time
 from pathlib import Path
 
@@ -24,17 +24,11 @@ import numpy as np
 
 from jaxspec.emulator import Emulator, sample_labels, train_emulator
 
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from _data import binspec_dir  # noqa: E402
+
 RESULTS = Path(__file__).resolve().parent / "results"
 LABELS = ("teff", "logg", "feh", "mg_fe", "vmacro")
-
-
-def binspec_dir() -> Path:
-    env = os.environ.get("JAXSPEC_BINSPEC_DATA")
-    if env:
-        return Path(env)
-    shared = os.environ.get("JAXSPEC_SHARED_DATA")
-    base = Path(shared) if shared else Path(__file__).resolve().parents[2] / "shared" / "data"
-    return base / "binspec"
 
 
 def main(argv=None):

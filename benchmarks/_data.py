@@ -1,0 +1,17 @@
+"""Where the benchmarks find the binspec reference data (never copied into the repository)."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+
+def binspec_dir() -> Path:
+    """``$JAXSPEC_BINSPEC_DATA``, else ``$JAXSPEC_SHARED_DATA/binspec``, else ``../shared/data/binspec``
+    beside the checkout."""
+    env = os.environ.get("JAXSPEC_BINSPEC_DATA")
+    if env:
+        return Path(env)
+    shared = os.environ.get("JAXSPEC_SHARED_DATA")
+    base = Path(shared) if shared else Path(__file__).resolve().parents[2] / "shared" / "data"
+    return base / "binspec"
