@@ -121,7 +121,7 @@ def main(argv=None):
 
     cores = os.cpu_count() or 1
     model, wave, truth, flux, err = simulate(a.n, a.seed)
-    fit_binary_batch(flux[:2], wave, err[:2], model=model, **FIT_OPTIONS)  # compile
+    fit_binary_batch(flux[:4], wave, err[:4], model=model, **FIT_OPTIONS)  # compile (same chunk size)
     t0 = time.perf_counter()
     fit = fit_binary_batch(flux, wave, err, model=model, **FIT_OPTIONS)
     wall = time.perf_counter() - t0

@@ -44,7 +44,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from jaxspec.fit.continuum import continuum_design, solve_continuum
+from jaxspec.fit.continuum import continuum_design, projected_residual, solve_continuum
 from jaxspec.fit.lm import levenberg_marquardt
 from jaxspec.fit.result import FLAGS, BinaryFit
 from jaxspec.fit.todcor import todcor_cross
@@ -310,8 +310,7 @@ class _Fitter:
             # The model's block-structured Jacobian, mapped to z, then through the continuum solve.
             def lin(z):
                 m, jt = model_.flux_and_jacobian(sp.from_unconstrained(z))
-                jt = jt * _dvdz(sp, z)[:, None]
-                return jax.vmap(lambda t: jax.jvp(scaled, (m,), (t,)), out_axes=(None, 0))(jt)
+                return projected_residual(m, jt * _dvdz(sp, z)[:, None], d, w, design)
             return lin
 
         # 3. single star
@@ -411,37 +410,66 @@ class _Fitter:
         return out
 
     # -------------------------------------------------------------- host side
-    def run(self, flux, ivar, *, chunk_size: int, return_model: bool, progress: bool = False):
-        """Fit an (N, P) stack in chunks of ``chunk_size`` (the last one padded), returning numpy dicts."""
-        n = flux.shape[0]
-        chunk = max(1, min(chunk_size, n))
+    def run(self, get_chunk, n: int, *, chunk_size: int, return_model: bool, progress: bool = False,
+            threads: int = 1):
+        """Fit ``n`` spectra in chunks, returning numpy dicts with a leading N axis.
+
+        ``get_chunk(start, stop)`` returns the prepared ``(flux, ivar)`` of those rows, so only
+        the chunks in flight are ever held as float arrays. Chunks are padded to one of a few
+        fixed sizes (``chunk_size`` or the power of two >= n below it), so a run compiles at most
+        once per size. With ``threads > 1`` that many chunks run at once: JAX releases the GIL
+        while a compiled program runs, and on a CPU one small spectrum per program leaves
+        the other cores idle.
+        """
+        chunk = max(1, min(chunk_size, 1 << max(n - 1, 0).bit_length()))
         design = jnp.asarray(self.design_np, self.dtype)
         keep_model = {"model", "model_1", "model_2", "continuum"}
-        parts = []
+
+        def work(start):
+            stop = min(start + chunk, n)
+            f, iv = get_chunk(start, stop)
+            d = np.ones((chunk, f.shape[1]))
+            w = np.zeros((chunk, f.shape[1]))
+            d[: stop - start] = f
+            w[: stop - start] = iv
+            res = self._run(self.model_leaves, self.templates, design,
+                            jnp.asarray(d, self.dtype), jnp.asarray(w, self.dtype))
+            if not return_model:
+                res = {k: v for k, v in res.items() if k not in keep_model}
+            res = {k: np.asarray(v)[: stop - start] for k, v in jax.device_get(res).items()}
+            if return_model:
+                res.update(data=f, ivar=iv)
+            return res
+
+        starts = range(0, n, chunk)
         bar = None
         if progress:
             from tqdm.auto import tqdm
 
             bar = tqdm(total=n, unit="spectra", desc="fit_binary_batch")
-        for start in range(0, n, chunk):
-            stop = min(start + chunk, n)
-            d = np.ones((chunk, flux.shape[1]))
-            w = np.zeros((chunk, flux.shape[1]))
-            d[: stop - start] = flux[start:stop]
-            w[: stop - start] = ivar[start:stop]
-            res = self._run(self.model_leaves, self.templates, design,
-                            jnp.asarray(d, self.dtype), jnp.asarray(w, self.dtype))
-            if not return_model:
-                res = {k: v for k, v in res.items() if k not in keep_model}
-            res = jax.device_get(res)
-            parts.append({k: np.asarray(v)[: stop - start] for k, v in res.items()})
+        try:
+            if threads > 1 and len(starts) > 1:
+                from concurrent.futures import ThreadPoolExecutor
+
+                with ThreadPoolExecutor(max_workers=threads) as ex:
+                    futures = [ex.submit(work, a) for a in starts]
+                    parts = []
+                    for a, fut in zip(starts, futures, strict=True):
+                        parts.append(fut.result())
+                        if bar is not None:
+                            bar.update(min(a + chunk, n) - a)
+            else:
+                parts = []
+                for a in starts:
+                    parts.append(work(a))
+                    if bar is not None:
+                        bar.update(min(a + chunk, n) - a)
+        finally:
             if bar is not None:
-                bar.update(stop - start)
-        if bar is not None:
-            bar.close()
+                bar.close()
         return {k: np.concatenate([p[k] for p in parts]) for k in parts[0]}
 
-    def result(self, raw: dict, flux, ivar, *, bic_threshold: float, batched: bool) -> BinaryFit:
+    def result(self, raw: dict, *, bic_threshold: float, batched: bool) -> BinaryFit:
         spec, sspec = self.bm.spec, self.sbm.spec
         names, free = spec.names, spec.free
         n_good = raw["n_good"].astype(np.int64)
@@ -496,8 +524,8 @@ class _Fitter:
             local_chi2=pick(raw["local_chi2"].astype(np.float64)),
             n_pixels=pick(n_good),
             wave=self.bm.wave,
-            flux=pick(flux) if "model" in raw else None,
-            ivar=pick(ivar) if "model" in raw else None,
+            flux=pick(raw["data"]) if "data" in raw else None,
+            ivar=pick(raw["ivar"]) if "data" in raw else None,
         )
         for k in ("model", "model_1", "model_2", "continuum"):
             fields[k] = pick(raw[k].astype(np.float64)) if k in raw else None
@@ -611,7 +639,8 @@ def fit_binary_batch(
     model=None,
     resolution=None,
     *,
-    chunk_size: int = 4,
+    chunk_size: int | None = None,
+    threads: int | None = None,
     return_model: bool = False,
     progress: bool = False,
     bic_threshold: float = BIC_THRESHOLD,
@@ -621,12 +650,19 @@ def fit_binary_batch(
     """Fit binary and single-star models to a stack of spectra on one wavelength grid.
 
     Spectra are fitted ``chunk_size`` at a time by one compiled, ``vmap``-ped
-    program (the last chunk is padded, so nothing recompiles). Peak memory is
-    the inputs (converted to float64 numpy arrays) plus one chunk's working
-    set. On a 2-core CPU larger chunks do not fit faster per spectrum (4: 0.45 s,
-    16: 1.0 s per APOGEE spectrum with the binspec network: the vmapped
-    Jacobians become memory-bound), hence the default of 4; on a GPU use
-    hundreds.
+    program, ``threads`` chunks at once. Chunks are padded to a fixed size, so
+    a long run compiles once. The defaults suit the backend: on a CPU one
+    spectrum per chunk and one thread per core (vmapped iterative fits run as
+    long as their slowest member, and a CPU gains nothing from wider
+    batches: with the binspec network on the APOGEE grid a chunk of 4 took
+    1.5x longer per spectrum than chunks of 1); on a GPU or TPU 256 spectra
+    per chunk in one thread.
+
+    Memory: the input arrays as given, plus the chunks in flight converted to
+    float64 (``threads`` x ``chunk_size`` x P x 16 bytes) and their working
+    sets, plus the (N, n_parameters) results; the model spectra only with
+    ``return_model`` (4 x N x P x 8 bytes). For 10,000 x 8,000 pixels in
+    float32 that is 2 x 320 MB of input and well under 1 GB in all.
     A spectrum that cannot be fitted (all pixels masked, too few pixels)
     gets a flag and NaN values; it never stops the batch.
 
@@ -638,7 +674,9 @@ def fit_binary_batch(
             neither means unit weights). Non-finite pixels are masked.
         model: spectral model (default :func:`jaxspec.default_model`).
         resolution: resolving power (a number or (P,) per pixel); None: no LSF.
-        chunk_size: spectra per compiled call.
+        chunk_size: spectra per compiled call (default: 1 on a CPU, 256 otherwise).
+        threads: chunks fitted concurrently (default: the usable CPU cores on
+            a CPU, 1 otherwise).
         return_model: also return the model spectra, (N, P) each.
         progress: show a tqdm progress bar.""" + _FIT_DOC_OPTIONS + """
 
@@ -654,15 +692,49 @@ def fit_binary_batch(
         from jaxspec.emulator.default import default_model
 
         model = default_model()
-    flux, wave, ivar = prepare_spectrum(flux, wave, err, ivar)
+    wave = check_wavelengths(wave, "wave", min_size=10)
+    flux = np.asarray(flux)
     if flux.ndim != 2:
         raise ValueError(f"fit_binary_batch needs an (N, P) stack, got shape {flux.shape}; use fit_binary")
-    if chunk_size < 1:
-        raise ValueError(f"chunk_size must be >= 1, got {chunk_size}")
+    err = None if err is None else np.asarray(err)
+    ivar = None if ivar is None else np.asarray(ivar)
+    for name, x in (("err", err), ("ivar", ivar)):
+        if x is not None and x.shape != flux.shape:
+            raise ValueError(f"{name} has shape {x.shape} but flux has {flux.shape}")
+    n = flux.shape[0]
+    # Check everything before fitting anything (a bad value must not stop a run half-way);
+    # in blocks, so that no full float64 copy of the stack is ever made.
+    block = 1024
+
+    def get_chunk(a, b):
+        f, _, iv = prepare_spectrum(flux[a:b], wave, None if err is None else err[a:b],
+                                    None if ivar is None else ivar[a:b])
+        return f, iv
+
+    for a in range(0, n, block):
+        get_chunk(a, min(a + block, n))
+    chunk_size, threads = _batch_defaults(chunk_size, threads)
     opts = _options(model, **options)
     fitter = _get_fitter(model, wave, resolution, opts, unnormalized)
-    raw = fitter.run(flux, ivar, chunk_size=chunk_size, return_model=return_model, progress=progress)
-    return fitter.result(raw, flux, ivar, bic_threshold=bic_threshold, batched=True)
+    raw = fitter.run(get_chunk, n, chunk_size=chunk_size, return_model=return_model, progress=progress,
+                     threads=threads)
+    return fitter.result(raw, bic_threshold=bic_threshold, batched=True)
+
+
+def _batch_defaults(chunk_size, threads):
+    """Backend-dependent chunk size and thread count (see :func:`fit_binary_batch`)."""
+    cpu = jax.default_backend() == "cpu"
+    if chunk_size is None:
+        chunk_size = 1 if cpu else 256
+    if threads is None:
+        from jaxspec._machine import usable_cores
+
+        threads = usable_cores() if cpu else 1
+    if int(chunk_size) < 1:
+        raise ValueError(f"chunk_size must be >= 1, got {chunk_size}")
+    if int(threads) < 1:
+        raise ValueError(f"threads must be >= 1, got {threads}")
+    return int(chunk_size), int(threads)
 
 
 def fit_binary(
@@ -712,8 +784,8 @@ def fit_binary(
     n_par = len(fitter.bm.spec.free) + fitter.n_cont
     if n_good <= n_par:
         raise ValueError(f"only {n_good} usable pixels for {n_par} parameters (incl. continuum)")
-    raw = fitter.run(flux[None], ivar[None], chunk_size=1, return_model=True)
-    return fitter.result(raw, flux[None], ivar[None], bic_threshold=bic_threshold, batched=False)
+    raw = fitter.run(lambda a, b: (flux[None], ivar[None]), 1, chunk_size=1, return_model=True)
+    return fitter.result(raw, bic_threshold=bic_threshold, batched=False)
 
 
 def fit_single(flux, wave, err=None, ivar=None, model=None, resolution=None, **options) -> BinaryFit:

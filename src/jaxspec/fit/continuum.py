@@ -14,12 +14,13 @@ Segments are found from gaps in ``wave`` (a step in ln(lambda) larger than
 
 from __future__ import annotations
 
+import jax
 import jax.numpy as jnp
 import numpy as np
 
 from jaxspec.physics.grid import check_wavelengths
 
-__all__ = ["continuum_design", "find_segments", "solve_continuum"]
+__all__ = ["continuum_design", "find_segments", "projected_residual", "solve_continuum"]
 
 
 def find_segments(wave, *, gap_factor: float = 10.0) -> np.ndarray:
@@ -82,17 +83,54 @@ def solve_continuum(model, data, ivar, design, *, ridge: float = 1e-6):
     Returns:
         ``(continuum (P,), coefficients (K,))``.
     """
+    coef, _ = _solve(model, data, ivar, design, ridge)
+    return design @ coef, coef
+
+
+def _solve(model, data, ivar, design, ridge):
+    """Coefficients and the regularized normal matrix ``M = A^T W A + rho I`` (A = diag(model) D)."""
     design = jnp.asarray(design, dtype=jnp.result_type(model))
-    b = model[:, None] * design
-    bw = b * ivar[:, None]
-    ata = b.T @ bw
-    scale = jnp.maximum(jnp.trace(ata) / ata.shape[0], 1e-30)
+    bw = (model * ivar)[:, None] * design
+    ata = (model[:, None] * design).T @ bw
+    # The ridge's scale is a constant as far as derivatives go (stop_gradient), so that
+    # projected_residual's closed-form Jacobian is the exact derivative of this solve.
+    scale = jax.lax.stop_gradient(jnp.maximum(jnp.trace(ata) / ata.shape[0], 1e-30))
     # Unit continuum: the constant Chebyshev term of every segment is 1.
     c0 = (jnp.sum(design, axis=0) > 0) * _constant_terms(design)
     lhs = ata + ridge * scale * jnp.eye(ata.shape[0], dtype=ata.dtype)
     rhs = bw.T @ data + ridge * scale * c0
-    coef = jnp.linalg.solve(lhs, rhs)
-    return design @ coef, coef
+    return jnp.linalg.solve(lhs, rhs), lhs
+
+
+def projected_residual(model, dmodel, data, ivar, design, *, ridge: float = 1e-6):
+    """Weighted residual after the continuum solve, and its exact Jacobian (variable projection).
+
+    The residual is ``r = sqrt(ivar) * (model * c - data)`` with ``c`` the continuum of
+    :func:`solve_continuum` for this model. Given the model's derivatives ``dmodel`` with
+    respect to ``n`` parameters, the derivative of ``r`` (the continuum re-solved, as in
+    Golub & Pereyra 1973) follows in closed form: with ``A = diag(sqrt(ivar) model) D``,
+    ``u_k = sqrt(ivar) c dmodel_k`` and ``M = A^T A + rho I``,
+
+        dr_k = u_k - A M^-1 (A^T u_k + D^T (sqrt(ivar) dmodel_k r)).
+
+    Three (n, P) x (P, K) products instead of differentiating the solve per tangent.
+
+    Args:
+        model: (P,) model flux; dmodel: (n, P) its derivatives.
+        data, ivar: (P,) observed flux and inverse variance; design: (P, K).
+
+    Returns:
+        ``(r (P,), dr (n, P))``; ``dr`` agrees with ``jax.jvp`` of the residual.
+    """
+    design = jnp.asarray(design, dtype=jnp.result_type(model))
+    coef, lhs = _solve(model, data, ivar, design, ridge)
+    cont = design @ coef
+    s = jnp.sqrt(ivar)
+    r = s * (model * cont - data)
+    u = dmodel * (s * cont)
+    g = (dmodel * (s * r) + u * (s * model)) @ design  # (n, K)
+    dcoef = jnp.linalg.solve(lhs, g.T).T
+    return r, u - (dcoef @ design.T) * (s * model)
 
 
 def _constant_terms(design):
