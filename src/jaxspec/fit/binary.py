@@ -173,6 +173,13 @@ class _Fitter:
         self._model_is_tree = all(isinstance(x, (jax.Array, np.ndarray)) for x in self.model_leaves)
         self.templates = self._templates(model)
         self._run = jax.jit(jax.vmap(self._fit_one, in_axes=(None, None, None, 0, 0)))
+        # Starts of one spectrum: on a CPU one after the other (lax.map), so each start's
+        # iterations stop when it converges; vmapped, every start would run as long as the
+        # slowest, and a CPU gains nothing from the wider arrays. On accelerators: vmap.
+        self._sequential = jax.default_backend() == "cpu"
+
+    def _lanes(self, fn, zs):
+        return jax.lax.map(fn, zs) if self._sequential else jax.vmap(fn)(zs)
 
     def _start_value(self, name):
         """Start (and, for the single-star fit, fixed) value of a parameter before the data are seen."""
@@ -363,7 +370,7 @@ class _Fitter:
         # winner keeps stragglers cheap.)
         lm = functools.partial(levenberg_marquardt, residual_fn(bm, spec), ftol=opts.ftol,
                                linearize_fn=linearize_fn(bm, spec))
-        fits = jax.vmap(lambda z: lm(z, max_iter=opts.explore_iter))(z0)
+        fits = self._lanes(lambda z: lm(z, max_iter=opts.explore_iter), z0)
         cost = jnp.where(fits.finite, fits.cost, jnp.inf)
         order = jnp.argsort(cost)
         # Polish the two best and the mirror of the best (components swapped): a start with the
@@ -375,7 +382,7 @@ class _Fitter:
         b0, b1 = fits.z[order[0]], fits.z[order[1]]
         zp = jnp.stack([b0, self._kick(spec, b0), self._kick(spec, b1),
                         self._kick(spec, self._mirror(spec, b0))])
-        polished = jax.vmap(lambda z: lm(z, max_iter=opts.max_iter))(zp)
+        polished = self._lanes(lambda z: lm(z, max_iter=opts.max_iter), zp)
         fits = jax.tree_util.tree_map(
             lambda all_, pol: jnp.concatenate([all_.at[order[:2]].set(pol[:2]), pol[2:]]), fits, polished)
         cost = jnp.where(fits.finite, fits.cost, jnp.inf)
