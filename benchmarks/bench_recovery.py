@@ -160,7 +160,7 @@ def evaluate(fit, truth, chi2_true):
     return out
 
 
-def run(model_name="default", n=200, n_single=200, snr=50.0, seed=1, chunk_size=4, progress=True):
+def run(model_name="default", n=200, n_single=200, snr=50.0, seed=1, chunk_size=None, progress=True):
     from jaxspec.fit.binary import chi2_at, fit_binary_batch
     from jaxspec.simulate import simulate
 
@@ -219,7 +219,7 @@ def main(argv=None):
     p.add_argument("--n-single", type=int, default=200)
     p.add_argument("--snr", type=float, default=50.0)
     p.add_argument("--seed", type=int, default=1)
-    p.add_argument("--chunk-size", type=int, default=4)
+    p.add_argument("--chunk-size", type=int, default=None, help="default: per backend")
     p.add_argument("--out", type=Path, default=None)
     a = p.parse_args(argv)
     if a.model == "binspec" and not (binspec_dir() / "NN_normalized_spectra.npz").exists():

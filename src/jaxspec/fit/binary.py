@@ -668,8 +668,9 @@ def fit_binary_batch(
     Memory: the input arrays as given, plus the chunks in flight converted to
     float64 (``threads`` x ``chunk_size`` x P x 16 bytes) and their working
     sets, plus the (N, n_parameters) results; the model spectra only with
-    ``return_model`` (4 x N x P x 8 bytes). For 10,000 x 8,000 pixels in
-    float32 that is 2 x 320 MB of input and well under 1 GB in all.
+    ``return_model`` (4 x N x P x 8 bytes). Measured for 10,000 x 8,000 pixels
+    (float32 flux and errors, 640 MB) at R = 7,500 with the default model:
+    peak resident memory 1.7 GB (``benchmarks/bench_memory.py``).
     A spectrum that cannot be fitted (all pixels masked, too few pixels)
     gets a flag and NaN values; it never stops the batch.
 
