@@ -12,12 +12,15 @@ Per spectrum, all inside one jitted function that is ``vmap``-ped over spectra:
    one-template cross-correlation peak, then a one-dimensional TODCOR over
    rv_2 with the single-star model as the primary's template (finds faint
    secondaries); plus one start with the single-star solution as star 1.
-4. Levenberg-Marquardt from every start at once (``vmap``) for a few
-   iterations, then the two best, the mirror of the best (stars swapped)
-   and copies moved off the bounds are polished to convergence. The
-   continuum (a Chebyshev polynomial per segment of ``wave``) is solved by
-   variable projection inside each step, so it never needs a start; bounds
-   enter through a logistic transform; the model's Jacobian is
+4. Levenberg-Marquardt from every start for a few iterations, then the
+   two best, the mirror of the best (stars swapped) and copies moved off
+   the bounds are polished to convergence. On a CPU the starts run one
+   after another (``lax.map``, each stops when it converges); on an
+   accelerator they are ``vmap``-ped. The continuum (a Chebyshev polynomial
+   per segment of ``wave``) is solved by variable projection inside each
+   step, so it never needs a start, and its response enters the Jacobian
+   in closed form (:func:`jaxspec.fit.continuum.projected_residual`);
+   bounds enter through a logistic transform; the model's Jacobian is
    block-structured (:meth:`jaxspec.models.BinaryModel.flux_and_jacobian`).
 5. Lowest chi-square wins; errors and covariance from the Gauss-Newton
    Hessian at the solution.

@@ -7,9 +7,11 @@ stick at nor cross a bound). Each iteration forms the Jacobian by forward-mode
 autodiff (``n`` is small: the model parameters), solves the damped normal
 equations ``(J^T J + lam diag(J^T J)) dz = -J^T r`` (Marquardt scaling), and
 accepts the step when the cost decreases, shrinking ``lam``; otherwise it
-grows ``lam``. A fixed maximum number of iterations under ``lax.while_loop``
-keeps the shapes static; the loop stops early when the relative cost
-decrease or the step is below tolerance. ``vmap`` it over starting points
+grows ``lam``. The trial point is linearized at once, so an accepted step
+costs one residual-and-Jacobian evaluation, not two. A fixed maximum
+number of iterations under ``lax.while_loop`` keeps the shapes static;
+the loop stops early when the relative cost decrease or the step is below
+tolerance. ``vmap`` it over starting points
 and over spectra.
 """
 
