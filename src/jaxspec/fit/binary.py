@@ -426,10 +426,10 @@ class _Fitter:
 
         ``get_chunk(start, stop)`` returns the prepared ``(flux, ivar)`` of those rows, so only
         the chunks in flight are ever held as float arrays. Chunks are padded to one of a few
-        fixed sizes (``chunk_size`` or the power of two >= n below it), so a run compiles at most
-        once per size. With ``threads > 1`` that many chunks run at once: JAX releases the GIL
-        while a compiled program runs, and on a CPU one small spectrum per program leaves
-        the other cores idle.
+        fixed sizes (``chunk_size``, or for a small ``n`` the smallest power of two >= n), so
+        a run compiles at most once per size. With ``threads > 1`` that many chunks run at
+        once: JAX releases the GIL while a compiled program runs, and on a CPU one small
+        spectrum per program leaves the other cores idle.
         """
         chunk = max(1, min(chunk_size, 1 << max(n - 1, 0).bit_length()))
         design = jnp.asarray(self.design_np, self.dtype)
@@ -457,24 +457,22 @@ class _Fitter:
             from tqdm.auto import tqdm
 
             bar = tqdm(total=n, unit="spectra", desc="fit_binary_batch")
-        try:
-            if threads > 1 and len(starts) > 1:
-                from concurrent.futures import ThreadPoolExecutor
+        parts = []
+        pool = None
+        if threads > 1 and len(starts) > 1:
+            from concurrent.futures import ThreadPoolExecutor
 
-                with ThreadPoolExecutor(max_workers=threads) as ex:
-                    futures = [ex.submit(work, a) for a in starts]
-                    parts = []
-                    for a, fut in zip(starts, futures, strict=True):
-                        parts.append(fut.result())
-                        if bar is not None:
-                            bar.update(min(a + chunk, n) - a)
-            else:
-                parts = []
-                for a in starts:
-                    parts.append(work(a))
-                    if bar is not None:
-                        bar.update(min(a + chunk, n) - a)
+            pool = ThreadPoolExecutor(max_workers=threads)
+        try:
+            # Results come back in order; with a pool, later chunks run while earlier ones finish.
+            for a, res in zip(starts, map(work, starts) if pool is None else pool.map(work, starts),
+                              strict=True):
+                parts.append(res)
+                if bar is not None:
+                    bar.update(min(a + chunk, n) - a)
         finally:
+            if pool is not None:
+                pool.shutdown(cancel_futures=True)
             if bar is not None:
                 bar.close()
         return {k: np.concatenate([p[k] for p in parts]) for k in parts[0]}
