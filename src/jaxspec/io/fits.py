@@ -1,0 +1,445 @@
+"""Generic FITS spectrum readers: a 1-D image with a wavelength WCS, and a binary table.
+
+Also holds the small FITS helpers the survey readers share (opening with useful errors, header
+look-ups, air/vacuum keywords). astropy is imported inside the functions (lazy).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import warnings
+from pathlib import Path
+
+import numpy as np
+
+from jaxspec.io.spectrum import Spectrum, SpectrumFormatError, clean_pixels
+
+__all__ = ["read_fits_image", "read_fits_table", "read_fits_table_rows", "wcs_wavelength"]
+
+# Column aliases, lower case, in order of preference.
+WAVE_COLUMNS = ("wave", "wavelength", "lambda", "lam", "wl", "loglam")
+FLUX_COLUMNS = ("flux", "spec", "f", "fluxes")
+ERR_COLUMNS = ("err", "error", "sigma", "uncertainty", "flux_err", "e_flux", "error_flux")
+IVAR_COLUMNS = ("ivar", "inverse_variance", "flux_ivar")
+MASK_COLUMNS = ("mask", "and_mask", "andmask", "pixmask")
+ID_KEYS = ("OBJID", "APOGEE_ID", "OBSID", "OBJNAME", "OBJECT")
+
+# Wavelength units (lower case, as found in CUNIT1 / TUNITn) -> factor to Angstrom.
+_UNITS = {"angstrom": 1.0, "angstroms": 1.0, "a": 1.0, "aa": 1.0, "ang": 1.0, "0.1 nm": 1.0,
+          "nm": 10.0, "nanometer": 10.0, "um": 1e4, "micron": 1e4, "microns": 1e4, "m": 1e10}
+
+
+@contextlib.contextmanager
+def fits_errors(path, what: str):
+    """Re-raise anything a malformed file makes astropy/numpy throw as :class:`SpectrumFormatError`.
+
+    The message names the file and ``what`` was being read.
+    """
+    try:
+        yield
+    except SpectrumFormatError:
+        raise
+    except (OSError, ValueError, KeyError, IndexError, TypeError, EOFError, AttributeError, Warning) as exc:
+        raise SpectrumFormatError(f"{path}: cannot read {what}: {type(exc).__name__}: {exc}") from exc
+
+
+@contextlib.contextmanager
+def open_fits(path, what: str = "FITS file"):
+    """Open ``path`` with astropy (no memmap) and yield the HDUList; errors -> SpectrumFormatError.
+
+    Header-fixing noise (VerifyWarning) is silenced; astropy's "file may have been truncated"
+    warning becomes an error, because a truncated file otherwise yields zero-filled data.
+    """
+    from astropy.io import fits
+    from astropy.io.fits.verify import VerifyWarning
+
+    path = Path(path)
+    if not path.is_file():
+        raise SpectrumFormatError(f"{path}: no such file")
+    with warnings.catch_warnings(), fits_errors(path, what):
+        warnings.simplefilter("ignore", VerifyWarning)
+        warnings.filterwarnings("error", message=".*truncated.*")
+        with fits.open(path, memmap=False, lazy_load_hdus=False) as hdul:
+            yield hdul
+
+
+def hget(header, *keys, default=None):
+    """First present, non-blank value among ``keys`` in ``header`` (str values stripped)."""
+    for k in keys:
+        if k in header:
+            v = header[k]
+            if isinstance(v, str):
+                v = v.strip()
+                if not v:
+                    continue
+            if v is None or type(v).__name__ == "Undefined":
+                continue
+            return v
+    return default
+
+
+def scalar(v):
+    """numpy scalar -> plain Python float/int/str/bool (JSON-able); None stays None."""
+    if v is None:
+        return None
+    if isinstance(v, bytes):
+        return v.decode(errors="replace").strip()
+    if isinstance(v, np.generic):
+        v = v.item()
+    if isinstance(v, str):
+        return v.strip()
+    return v
+
+
+def header_air(*headers):
+    """True (air), False (vacuum) or None (silent) from VACUUM / AIRORVAC / CTYPE1 keywords."""
+    for h in headers:
+        if h is None:
+            continue
+        if "VACUUM" in h:
+            v = h["VACUUM"]
+            if isinstance(v, bool):
+                return not v
+            if isinstance(v, str) and v.strip().upper() in ("T", "TRUE", "F", "FALSE", "Y", "N"):
+                return v.strip().upper() in ("F", "FALSE", "N")
+        v = str(h.get("AIRORVAC", "")).strip().lower()
+        if v.startswith("air"):
+            return True
+        if v.startswith("vac"):
+            return False
+        # FITS WCS paper III spectral types only: 'WAVELENGTH' (MIDAS, IRAF) says nothing.
+        ctype = str(h.get("CTYPE1", "")).strip().upper()
+        if ctype == "AWAV" or ctype.startswith("AWAV-"):
+            return True
+        if ctype == "WAVE" or ctype.startswith("WAVE-"):
+            return False
+    return None
+
+
+def resolve_air(header_says, air, path):
+    """Combine what the header says with the user's ``air=``; returns (air: bool, source: str)."""
+    if header_says is not None:
+        if air is not None and bool(air) != header_says:
+            warnings.warn(
+                f"{path}: header says {'air' if header_says else 'vacuum'} wavelengths; "
+                f"ignoring air={air!r}",
+                stacklevel=3,
+            )
+        return header_says, "header"
+    if air is None:
+        return False, "assumed vacuum (header silent)"
+    return bool(air), "argument"
+
+
+def to_vacuum(wave, air: bool):
+    """Vacuum wavelengths: ``wave`` unchanged, or converted with jaxspec.physics.air_to_vacuum."""
+    if not air:
+        return wave
+    from jaxspec.physics.airvac import air_to_vacuum
+
+    return np.asarray(air_to_vacuum(np.asarray(wave, dtype=np.float64)), dtype=np.float64)
+
+
+def unit_factor(unit, path, what):
+    """Factor from a wavelength unit string to Angstrom (None/blank = Angstrom)."""
+    if unit is None or not str(unit).strip():
+        return 1.0
+    key = str(unit).strip().lower()
+    if key not in _UNITS:
+        raise SpectrumFormatError(f"{path}: unknown wavelength unit {unit!r} for {what}")
+    return _UNITS[key]
+
+
+def wcs_wavelength(header, npix: int, path="<header>") -> tuple[np.ndarray, str]:
+    """(P,) wavelengths [Angstrom, as the header's frame says] from a 1-D spectral WCS.
+
+    ``lambda_p = CRVAL1 + CDELT1 * (p + 1 - CRPIX1)`` for 0-based pixel p (CD1_1 when CDELT1 is
+    absent, CRPIX1 default 1); log10 when ``DC-FLAG = 1`` or CTYPE1 is 'LOG-LINEAR'
+    (``10**lambda_p``); the FITS-standard 'WAVE-LOG'/'AWAV-LOG' algorithm
+    (``CRVAL1 exp(CDELT1 (p + 1 - CRPIX1) / CRVAL1)``); SDSS-style COEFF0/COEFF1 (log10) when
+    there is no CRVAL1. CUNIT1 (Angstrom, nm, um, m) is honoured. Returns the wavelengths and a
+    short description of the solution used.
+
+    Raises
+    ------
+    SpectrumFormatError
+        When the header holds no usable wavelength solution.
+    """
+    p = np.arange(npix, dtype=np.float64)
+    ctype = str(header.get("CTYPE1", "")).strip().upper()
+    if "CRVAL1" not in header:
+        if "COEFF0" in header and "COEFF1" in header:
+            return 10.0 ** (float(header["COEFF0"]) + float(header["COEFF1"]) * p), "log10 COEFF0/COEFF1"
+        raise SpectrumFormatError(f"{path}: no wavelength solution (CRVAL1 or COEFF0 missing)")
+    crval = float(header["CRVAL1"])
+    step = hget(header, "CDELT1", "CD1_1")
+    if step is None:
+        raise SpectrumFormatError(f"{path}: CRVAL1 present but neither CDELT1 nor CD1_1")
+    step = float(step)
+    crpix = float(hget(header, "CRPIX1", default=1.0))
+    x = crval + step * (p + 1.0 - crpix)
+    if ctype.endswith("-LOG") and ctype[:4] in ("WAVE", "AWAV"):
+        wave, kind = crval * np.exp(step * (p + 1.0 - crpix) / crval), "WAVE-LOG (natural log)"
+    elif ctype == "LOG-LINEAR" or int(hget(header, "DC-FLAG", default=0) or 0) == 1:
+        wave, kind = 10.0**x, "log10-linear"
+    else:
+        wave, kind = x, "linear"
+    wave = wave * unit_factor(hget(header, "CUNIT1"), path, "CUNIT1")
+    return wave, kind
+
+
+def object_id(path, *headers, default=None) -> str:
+    """Object id from the first header holding OBJID / APOGEE_ID / OBSID / OBJNAME / OBJECT."""
+    for h in headers:
+        if h is not None:
+            v = hget(h, *ID_KEYS)
+            if v is not None:
+                return str(v)
+    return default if default is not None else Path(path).stem
+
+
+def _find_hdu(hdul, hdu, path):
+    try:
+        return hdul[hdu]
+    except (KeyError, IndexError) as exc:
+        names = [h.name for h in hdul]
+        raise SpectrumFormatError(f"{path}: no HDU {hdu!r} (file has {names})") from exc
+
+
+def _is_image(h):
+    return h.is_image and h.data is not None and h.data.size > 0
+
+
+_ERR_NAMES = ("ERR", "ERROR", "SIGMA", "UNCERT", "NOISE", "STDDEV")
+_IVAR_NAMES = ("IVAR", "INVVAR", "INVERSE")
+_MASK_NAMES = ("MASK", "BADPIX", "DQ", "FLAG")
+
+
+def _classify(h):
+    """'ivar' / 'err' / 'mask' / None for an image HDU, from EXTNAME then BUNIT text."""
+    for text in (h.name.upper(), str(h.header.get("BUNIT", "")).upper()):
+        if any(k in text for k in _IVAR_NAMES):
+            return "ivar"
+        if any(k in text for k in _ERR_NAMES):
+            return "err"
+        if any(k in text for k in _MASK_NAMES) and h.data is not None and h.data.dtype.kind in "iub":
+            return "mask"
+    return None
+
+
+def read_fits_image(path, hdu=None, err_hdu=None, ivar_hdu=None, *, air=None, id=None) -> Spectrum:
+    """Read a 1-D FITS image spectrum with a linear or log-linear wavelength WCS.
+
+    Parameters
+    ----------
+    path : str or Path
+    hdu : int or str, optional
+        Flux HDU; default the first HDU with a 1-D image (a (1, P) image is accepted).
+    err_hdu, ivar_hdu : int or str, optional
+        HDU holding the 1-sigma error or the inverse variance (same length). By default another
+        1-D image HDU whose EXTNAME or BUNIT says ERR/ERROR/SIGMA/UNCERT (error) or IVAR (inverse
+        variance) is used; an integer EXTNAME MASK/DQ/FLAG HDU is a bad-pixel mask (nonzero = bad).
+        With none found, unit weights are used and ``meta["ivar_assumed"] = True``.
+    air : bool, optional
+        Used only when the header is silent (VACUUM, AIRORVAC, CTYPE1 'AWAV'/'WAVE'); default
+        vacuum, recorded in ``meta["air_source"]``.
+    id : str, optional
+        Default: header OBJID/APOGEE_ID/OBSID/OBJNAME/OBJECT, else the file stem.
+
+    Returns
+    -------
+    Spectrum with wavelengths from :func:`wcs_wavelength` (Angstrom, vacuum), reversed when the
+    WCS step is negative; ``resolution`` None.
+
+    Raises
+    ------
+    SpectrumFormatError
+        Not FITS, truncated, no 1-D image, no wavelength solution, a named HDU missing.
+    """
+    with open_fits(path, "FITS image spectrum") as hdul:
+        if hdu is None:
+            cands = [i for i, h in enumerate(hdul) if _is_image(h) and h.data.squeeze().ndim == 1]
+            if not cands:
+                shapes = [(h.name, getattr(h.data, "shape", None)) for h in hdul]
+                raise SpectrumFormatError(f"{path}: no 1-D image HDU (HDUs: {shapes})")
+            hdu = cands[0]
+        fh = _find_hdu(hdul, hdu, path)
+        if not _is_image(fh) or fh.data.squeeze().ndim != 1:
+            shape = None if fh.data is None else fh.data.shape
+            raise SpectrumFormatError(f"{path}: HDU {hdu!r} is not a 1-D image (shape {shape})")
+        flux = np.asarray(fh.data, dtype=np.float64).ravel()
+        header = fh.header
+        wave, kind = wcs_wavelength(header, flux.size, path)
+        err = ivar = mask = None
+        used = {}
+        if err_hdu is not None:
+            err = np.asarray(_find_hdu(hdul, err_hdu, path).data, dtype=np.float64).ravel()
+            used["err_hdu"] = str(err_hdu)
+        elif ivar_hdu is not None:
+            ivar = np.asarray(_find_hdu(hdul, ivar_hdu, path).data, dtype=np.float64).ravel()
+            used["ivar_hdu"] = str(ivar_hdu)
+        for i, h in enumerate(hdul):
+            if h is fh or not _is_image(h) or h.data.size != flux.size:
+                continue
+            kind_h = _classify(h)
+            if kind_h == "err" and err is None and ivar is None:
+                err, used["err_hdu"] = np.asarray(h.data, dtype=np.float64).ravel(), h.name or str(i)
+            elif kind_h == "ivar" and err is None and ivar is None:
+                ivar, used["ivar_hdu"] = np.asarray(h.data, dtype=np.float64).ravel(), h.name or str(i)
+            elif kind_h == "mask" and mask is None:
+                mask, used["mask_hdu"] = np.asarray(h.data).ravel() != 0, h.name or str(i)
+        for name, a in (("error", err), ("ivar", ivar), ("mask", mask)):
+            if a is not None and a.size != flux.size:
+                raise SpectrumFormatError(f"{path}: {name} HDU has {a.size} pixels, flux has {flux.size}")
+        is_air, source = resolve_air(header_air(header, hdul[0].header), air, path)
+        f, iv = clean_pixels(flux, err=err, ivar=ivar, mask=mask)
+        meta = {"format": "fits_image", "path": str(path), "hdu": fh.name or str(hdu), "wcs": kind,
+                "air_converted": is_air, "air_source": source, **used}
+        if err is None and ivar is None:
+            meta["ivar_assumed"] = True
+        sid = id if id is not None else object_id(path, header, hdul[0].header)
+    wave = to_vacuum(wave, is_air)
+    if wave.size > 1 and wave[-1] < wave[0]:
+        wave, f, iv = wave[::-1], f[::-1], iv[::-1]
+    with fits_errors(path, "FITS image spectrum"):
+        return Spectrum(wave=wave, flux=f, ivar=iv, id=sid, resolution=None, meta=meta)
+
+
+def _match(names, wanted, aliases, path, what, required):
+    lower = {n.lower(): n for n in names}
+    if wanted is not None:
+        if wanted.lower() not in lower:
+            raise SpectrumFormatError(f"{path}: no {what} column {wanted!r} (columns: {list(names)})")
+        return lower[wanted.lower()]
+    for a in aliases:
+        if a in lower:
+            return lower[a]
+    if required:
+        raise SpectrumFormatError(
+            f"{path}: no {what} column (looked for {', '.join(aliases)}; columns: {list(names)})"
+        )
+    return None
+
+
+def _table_hdu(hdul, hdu, path):
+    if hdu is not None:
+        h = _find_hdu(hdul, hdu, path)
+        if not hasattr(h, "columns"):
+            raise SpectrumFormatError(f"{path}: HDU {hdu!r} is not a table")
+        return h
+    tables = [h for h in hdul if hasattr(h, "columns") and h.data is not None]
+    for h in tables:
+        names = {n.lower() for n in h.columns.names}
+        if names & set(FLUX_COLUMNS) and names & set(WAVE_COLUMNS):
+            return h
+    if not tables:
+        raise SpectrumFormatError(f"{path}: no binary table HDU (HDUs: {[h.name for h in hdul]})")
+    h = tables[0]
+    _match(h.columns.names, None, FLUX_COLUMNS, path, "flux", True)
+    _match(h.columns.names, None, WAVE_COLUMNS, path, "wavelength", True)
+    return h
+
+
+def read_fits_table_rows(path, hdu=None, *, wave=None, flux=None, err=None, ivar=None, mask=None,
+                         air=None, id=None, wave_unit=None, rows=None) -> list[Spectrum]:
+    """Every spectrum of a FITS binary table, as a list (see :func:`read_fits_table`).
+
+    ``rows`` (iterable of int) selects rows of a one-spectrum-per-row table; a one-pixel-per-row
+    table always gives one spectrum.
+    """
+    with open_fits(path, "FITS table spectrum") as hdul:
+        h = _table_hdu(hdul, hdu, path)
+        names = h.columns.names
+        cw = _match(names, wave, WAVE_COLUMNS, path, "wavelength", True)
+        cf = _match(names, flux, FLUX_COLUMNS, path, "flux", True)
+        ci = _match(names, ivar, IVAR_COLUMNS, path, "ivar", ivar is not None)
+        ce = None if ci is not None else _match(names, err, ERR_COLUMNS, path, "error", err is not None)
+        cm = _match(names, mask, MASK_COLUMNS, path, "mask", mask is not None)
+        data = h.data
+        fcol = np.asarray(data[cf])
+        per_row = fcol.ndim == 2
+        if fcol.ndim > 2:
+            raise SpectrumFormatError(
+                f"{path}: flux column {cf!r} has shape {fcol.shape}; expected 1-D per row"
+            )
+        nrow = fcol.shape[0] if per_row else 1
+        picked = list(range(nrow)) if rows is None else [int(r) for r in rows]
+        for r in picked:
+            if not -nrow <= r < nrow:
+                raise SpectrumFormatError(f"{path}: row {r} out of range (table has {nrow} spectra)")
+        unit = wave_unit if wave_unit is not None else h.columns[cw].unit
+        log = cw.lower() == "loglam" or str(unit).strip().lower() in ("log10", "log(angstrom)", "dex")
+        factor = 1.0 if log else unit_factor(unit, path, f"column {cw!r}")
+        is_air, source = resolve_air(header_air(h.header, hdul[0].header), air, path)
+        cols = {"wave": np.asarray(data[cw], dtype=np.float64), "flux": np.asarray(fcol, dtype=np.float64)}
+        if ci is not None:
+            cols["ivar"] = np.asarray(data[ci], dtype=np.float64)
+        if ce is not None:
+            cols["err"] = np.asarray(data[ce], dtype=np.float64)
+        if cm is not None:
+            cols["mask"] = np.asarray(data[cm]) != 0
+        base_id = id if id is not None else object_id(path, h.header, hdul[0].header)
+        idcol = _match(names, None, ("objid", "obj_id", "object", "id", "name"), path, "id", False)
+        ids = np.asarray(data[idcol]) if (per_row and idcol is not None and id is None) else None
+        hname = h.name
+    out = []
+    for r in picked:
+        c = {k: (v[r] if per_row and v.ndim == 2 else v) for k, v in cols.items()}
+        if c["wave"].shape != c["flux"].shape:
+            raise SpectrumFormatError(f"{path}: wavelength and flux columns differ in shape")
+        w = 10.0 ** c["wave"] if log else c["wave"] * factor
+        w = to_vacuum(w, is_air)
+        f, iv = clean_pixels(c["flux"], err=c.get("err"), ivar=c.get("ivar"), mask=c.get("mask"))
+        finite = np.isfinite(w)
+        w, f, iv = w[finite], f[finite], iv[finite]
+        if w.size > 1 and not np.all(np.diff(w) > 0):
+            order = np.argsort(w, kind="stable")
+            w, f, iv = w[order], f[order], iv[order]
+        sid = scalar(ids[r]) if ids is not None else (base_id if nrow == 1 else f"{base_id}[{r}]")
+        meta = {"format": "fits_table", "path": str(path), "hdu": hname, "row": r if per_row else None,
+                "columns": ",".join(x for x in (cw, cf, ci, ce, cm) if x), "air_converted": is_air,
+                "air_source": source}
+        if ci is None and ce is None:
+            meta["ivar_assumed"] = True
+        with fits_errors(path, f"table row {r}"):
+            out.append(Spectrum(wave=w, flux=f, ivar=iv, id=str(sid), resolution=None, meta=meta))
+    return out
+
+
+def read_fits_table(path, hdu=None, *, wave=None, flux=None, err=None, ivar=None, mask=None,
+                    air=None, id=None, wave_unit=None, row: int = 0) -> Spectrum:
+    """Read a spectrum from a FITS binary table of wavelength / flux / error columns.
+
+    Parameters
+    ----------
+    path : str or Path
+    hdu : int or str, optional
+        Table HDU; default the first table with a flux-like and a wavelength-like column.
+    wave, flux, err, ivar, mask : str, optional
+        Column names (case-insensitive). Defaults try the aliases wave: wave, wavelength, lambda,
+        lam, wl, loglam (log10 Angstrom); flux: flux, spec, f, fluxes; err: err, error, sigma,
+        uncertainty, flux_err, e_flux, error_flux; ivar: ivar, inverse_variance, flux_ivar (used
+        in preference to err); mask: mask, and_mask, andmask, pixmask (nonzero = bad).
+    air : bool, optional
+        Used when neither table nor primary header says (VACUUM, AIRORVAC); default vacuum.
+    id : str, optional
+        Default: header OBJID/APOGEE_ID/OBSID/OBJNAME/OBJECT, else the file stem (with "[row]"
+        for multi-row tables, or an id/objid/name column).
+    wave_unit : str, optional
+        Overrides the column's TUNIT ("angstrom", "nm", "um", "log10").
+    row : int
+        Which row of a one-spectrum-per-row table (array columns); ignored for a
+        one-pixel-per-row table.
+
+    Returns
+    -------
+    Spectrum (wavelengths sorted increasing, vacuum Angstrom; ``resolution`` None). This covers
+    SDSS/BOSS spec-*.fits (COADD: loglam, flux, ivar, and_mask; VACUUM = T).
+
+    Raises
+    ------
+    SpectrumFormatError
+        Not FITS, truncated, no table, a missing column, row out of range.
+    """
+    return read_fits_table_rows(path, hdu, wave=wave, flux=flux, err=err, ivar=ivar, mask=mask,
+                                air=air, id=id, wave_unit=wave_unit, rows=[row])[0]
