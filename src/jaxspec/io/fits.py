@@ -22,7 +22,7 @@ FLUX_COLUMNS = ("flux", "spec", "f", "fluxes")
 ERR_COLUMNS = ("err", "error", "sigma", "uncertainty", "flux_err", "e_flux", "error_flux")
 IVAR_COLUMNS = ("ivar", "inverse_variance", "flux_ivar")
 MASK_COLUMNS = ("mask", "and_mask", "andmask", "pixmask")
-ID_KEYS = ("OBJID", "APOGEE_ID", "OBSID", "OBJNAME", "OBJECT")
+ID_KEYS = ("OBJID", "APOGEE_ID", "OBSID", "OBJNAME", "OBJ_NAME", "OBJECT")
 
 # Wavelength units (lower case, as found in CUNIT1 / TUNITn) -> factor to Angstrom.
 _UNITS = {"angstrom": 1.0, "angstroms": 1.0, "a": 1.0, "aa": 1.0, "ang": 1.0, "0.1 nm": 1.0,
@@ -216,10 +216,12 @@ _MASK_NAMES = ("MASK", "BADPIX", "DQ", "FLAG")
 
 
 def _classify(h):
-    """'ivar' / 'err' / 'mask' / None for an image HDU, from EXTNAME then BUNIT text."""
+    """'ivar' / 'err' / 'relerr' / 'mask' / None for an image HDU, from EXTNAME then BUNIT text."""
     for text in (h.name.upper(), str(h.header.get("BUNIT", "")).upper()):
         if any(k in text for k in _IVAR_NAMES):
             return "ivar"
+        if "RELATIVE" in text and any(k in text for k in _ERR_NAMES):
+            return "relerr"  # error / flux, as in GALAH DR4 'relative_error'
         if any(k in text for k in _ERR_NAMES):
             return "err"
         if any(k in text for k in _MASK_NAMES) and h.data is not None and h.data.dtype.kind in "iub":
@@ -237,8 +239,9 @@ def read_fits_image(path, hdu=None, err_hdu=None, ivar_hdu=None, *, air=None, id
         Flux HDU; default the first HDU with a 1-D image (a (1, P) image is accepted).
     err_hdu, ivar_hdu : int or str, optional
         HDU holding the 1-sigma error or the inverse variance (same length). By default another
-        1-D image HDU whose EXTNAME or BUNIT says ERR/ERROR/SIGMA/UNCERT (error) or IVAR (inverse
-        variance) is used; an integer EXTNAME MASK/DQ/FLAG HDU is a bad-pixel mask (nonzero = bad).
+        1-D image HDU whose EXTNAME or BUNIT says ERR/ERROR/SIGMA/UNCERT (error), RELATIVE ERROR
+        (error / flux) or IVAR (inverse variance) is used; an integer EXTNAME MASK/DQ/FLAG HDU is
+        a bad-pixel mask (nonzero = bad).
         With none found, unit weights are used and ``meta["ivar_assumed"] = True``.
     air : bool, optional
         Used only when the header is silent (VACUUM, AIRORVAC, CTYPE1 'AWAV'/'WAVE'); default
@@ -284,6 +287,9 @@ def read_fits_image(path, hdu=None, err_hdu=None, ivar_hdu=None, *, air=None, id
             kind_h = _classify(h)
             if kind_h == "err" and err is None and ivar is None:
                 err, used["err_hdu"] = np.asarray(h.data, dtype=np.float64).ravel(), h.name or str(i)
+            elif kind_h == "relerr" and err is None and ivar is None:
+                err = np.abs(flux) * np.asarray(h.data, dtype=np.float64).ravel()
+                used["relative_err_hdu"] = h.name or str(i)
             elif kind_h == "ivar" and err is None and ivar is None:
                 ivar, used["ivar_hdu"] = np.asarray(h.data, dtype=np.float64).ravel(), h.name or str(i)
             elif kind_h == "mask" and mask is None:
@@ -293,8 +299,8 @@ def read_fits_image(path, hdu=None, err_hdu=None, ivar_hdu=None, *, air=None, id
                 raise SpectrumFormatError(f"{path}: {name} HDU has {a.size} pixels, flux has {flux.size}")
         is_air, source = resolve_air(header_air(header, hdul[0].header), air, path)
         f, iv = clean_pixels(flux, err=err, ivar=ivar, mask=mask)
-        meta = {"format": "fits_image", "path": str(path), "hdu": fh.name or str(hdu), "wcs": kind,
-                "air_converted": is_air, "air_source": source, **used}
+        meta = {"format": "fits_image", "path": str(path), "hdu": fh.name, "hdu_index": hdul.index(fh),
+                "wcs": kind, "air_converted": is_air, "air_source": source, **used}
         if err is None and ivar is None:
             meta["ivar_assumed"] = True
         sid = id if id is not None else object_id(path, header, hdul[0].header)
