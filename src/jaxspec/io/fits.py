@@ -327,23 +327,22 @@ def _match(names, wanted, aliases, path, what, required):
     return None
 
 
-def _table_hdu(hdul, hdu, path):
+def _table_hdu(hdul, hdu, path, flux=None, wave=None):
     if hdu is not None:
         h = _find_hdu(hdul, hdu, path)
         if not hasattr(h, "columns"):
             raise SpectrumFormatError(f"{path}: HDU {hdu!r} is not a table")
         return h
     tables = [h for h in hdul if hasattr(h, "columns") and h.data is not None]
+    fl = {flux.lower()} if flux is not None else set(FLUX_COLUMNS)
+    wl = {wave.lower()} if wave is not None else set(WAVE_COLUMNS)
     for h in tables:
         names = {n.lower() for n in h.columns.names}
-        if names & set(FLUX_COLUMNS) and names & set(WAVE_COLUMNS):
+        if names & fl and names & wl:
             return h
     if not tables:
         raise SpectrumFormatError(f"{path}: no binary table HDU (HDUs: {[h.name for h in hdul]})")
-    h = tables[0]
-    _match(h.columns.names, None, FLUX_COLUMNS, path, "flux", True)
-    _match(h.columns.names, None, WAVE_COLUMNS, path, "wavelength", True)
-    return h
+    return tables[0]  # the column look-up then names what is missing
 
 
 def read_fits_table_rows(path, hdu=None, *, wave=None, flux=None, err=None, ivar=None, mask=None,
@@ -354,7 +353,7 @@ def read_fits_table_rows(path, hdu=None, *, wave=None, flux=None, err=None, ivar
     table always gives one spectrum.
     """
     with open_fits(path, "FITS table spectrum") as hdul:
-        h = _table_hdu(hdul, hdu, path)
+        h = _table_hdu(hdul, hdu, path, flux, wave)
         names = h.columns.names
         cw = _match(names, wave, WAVE_COLUMNS, path, "wavelength", True)
         cf = _match(names, flux, FLUX_COLUMNS, path, "flux", True)
