@@ -1,9 +1,13 @@
 """The ``jaxspec`` command line.
 
 Subcommands:
-    jaxspec demo [--out DIR]   the README's main job (simulate a binary, compare with the Sun)
+    jaxspec demo [--out DIR]   the README's main job (simulate a binary, fit it, compare with the Sun)
+    jaxspec fit FILE... [--out RESULTS]   fit spectrum files, print a summary, write a table
+    jaxspec survey INPUT --out RESULTS [--chunk-size N] [--workers N | --scheduler ADDRESS]
+                               a resumable run over an HDF5 stack, a directory or a file list
+    jaxspec pack FILE... --out STACK.h5   pack spectrum files on one grid into an HDF5 stack
     jaxspec train ...          train an emulator (from a grid file or the line-list generator)
-    jaxspec info               versions, devices and the JAX compilation cache
+    jaxspec info               versions, devices, the default model and the compilation cache
 
 The command line turns on JAX's persistent compilation cache
 (``~/.cache/jaxspec/jax``, or ``$JAXSPEC_CACHE_DIR``; ``JAXSPEC_NO_CACHE=1``
@@ -55,14 +59,103 @@ def _train(args) -> int:
 
 
 def _info(args) -> int:
+    import importlib.metadata as md
+
     import jax
 
     import jaxspec
 
     print(f"jaxspec {jaxspec.__version__}")
-    print(f"jax {jax.__version__}; devices: {', '.join(str(d) for d in jax.devices())}")
+    print(f"jax {jax.__version__}; backend {jax.default_backend()}; devices: "
+          f"{', '.join(str(d) for d in jax.devices())}")
     print(f"x64 enabled: {jax.config.jax_enable_x64}")
     print(f"compilation cache: {jax.config.jax_compilation_cache_dir or '(off)'}")
+    em = jaxspec.default_model()
+    lo, hi = float(em.wave[0]), float(em.wave[-1])
+    box = ", ".join(f"{n} {a:g}..{b:g}" for n, (a, b) in zip(em.label_names, em.label_bounds, strict=True))
+    print(f"default model: emulator, {len(em.wave)} pixels, {lo:.1f}-{hi:.1f} A (vacuum); {box}")
+    for pkg in ("flax", "optax", "numpyro", "astropy", "h5py", "dask", "distributed", "tqdm"):
+        try:
+            print(f"{pkg} {md.version(pkg)}")
+        except md.PackageNotFoundError:
+            print(f"{pkg} (not installed)")
+    return 0
+
+
+def _fit_options(args) -> dict:
+    opts = {}
+    if args.fixed:
+        fixed = {}
+        for item in args.fixed:
+            name, _, value = item.partition("=")
+            if not value:
+                raise SystemExit(f"--fixed takes NAME=VALUE, got {item!r}")
+            fixed[name] = float(value)
+        opts["fixed"] = fixed
+    if args.shared is not None:
+        opts["shared"] = tuple(args.shared)
+    if args.flux_ratio_mode:
+        opts["flux_ratio_mode"] = args.flux_ratio_mode
+    if args.continuum_degree is not None:
+        opts["continuum_degree"] = args.continuum_degree
+    return opts
+
+
+def _add_fit_arguments(p) -> None:
+    p.add_argument("--model", help="emulator file (HDF5, from Emulator.save or jaxspec train); "
+                                   "default: the bundled model")
+    p.add_argument("--resolution", type=float,
+                   help="resolving power for every spectrum (default: what the file or stack states)")
+    p.add_argument("--fixed", nargs="+", metavar="NAME=VALUE", help="fixed parameters, e.g. vsini_1=0")
+    p.add_argument("--shared", nargs="*", metavar="LABEL",
+                   help="labels common to both stars (default: feh); give none for all per star")
+    p.add_argument("--flux-ratio-mode", choices=("constant", "blackbody"))
+    p.add_argument("--continuum-degree", type=int)
+
+
+def _fit(args) -> int:
+    from jaxspec.io.results import write_results
+    from jaxspec.survey import fit_spectra
+
+    table = fit_spectra(list(args.files), model=args.model, resolution=args.resolution, **_fit_options(args))
+    cols = [c for c in ("id", "teff_1", "teff_2", "rv_1", "rv_2", "flux_ratio", "delta_chi2", "is_binary",
+                        "flag", "error") if c in table.colnames]
+    table[cols].pprint(max_lines=-1, max_width=-1)
+    if args.out:
+        write_results(table, args.out)
+        print(f"wrote {args.out}")
+    return 0 if all(int(f) & (32 | 64 | 128) == 0 for f in table["flag"]) else 1
+
+
+def _survey(args) -> int:
+    from jaxspec.survey import run_survey
+
+    table = run_survey(args.input, args.out, model=args.model, resolution=args.resolution,
+                       chunk_size=args.chunk_size, workers=args.workers, scheduler=args.scheduler,
+                       work_dir=args.work_dir, restart=args.restart,
+                       progress=None if not args.quiet else False, **_fit_options(args))
+    n_bad = int(table.meta["survey_n_not_fitted"])
+    print(f"wrote {args.out}: {len(table)} spectra, {int(table['is_binary'].sum())} binaries, "
+          f"{n_bad} not fitted (see the error column)")
+    return 0
+
+
+def _pack(args) -> int:
+    from jaxspec.io.read import read_spectrum
+    from jaxspec.io.stack import StackWriter
+
+    spectra = [read_spectrum(f) for f in args.files]
+    wave = spectra[0].wave
+    for f, s in zip(args.files, spectra, strict=True):
+        if s.wave.shape != wave.shape or not (s.wave == wave).all():
+            raise SystemExit(f"{f}: its wavelength grid differs from {args.files[0]}'s; a stack holds "
+                             "spectra on one grid (list the files in a text file for jaxspec survey instead)")
+    res = {s.resolution for s in spectra}
+    with StackWriter(args.out, wave, uncertainty="ivar",
+                     resolution=res.pop() if len(res) == 1 and None not in res else None) as w:
+        for s in spectra:
+            w.append(s.flux[None], s.ivar[None], ids=[s.id])
+    print(f"wrote {args.out}: {len(spectra)} spectra of {wave.size} pixels")
     return 0
 
 
@@ -103,8 +196,52 @@ def main(argv=None) -> int:
     p.add_argument("--batch-size", type=int, default=512)
     p.add_argument("--seed", type=int, default=0)
     p.set_defaults(func=_train)
-    p = sub.add_parser("info", help="versions, devices, cache", description="Example: jaxspec info")
+    p = sub.add_parser("info", help="versions, devices, default model, cache",
+                       description="Example: jaxspec info")
     p.set_defaults(func=_info)
+    p = sub.add_parser(
+        "fit",
+        help="fit spectrum files (FITS: APOGEE, LAMOST, generic image or table) and print the results",
+        description=("Fits each file with the binary and single-star models, prints a table and exits "
+                     "with 1 if any file could not be fitted.\n"
+                     "Example: jaxspec fit apStar-r6-2M11194647+0820356.fits --model binspec.h5 "
+                     "--out fits.ecsv"),
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    p.add_argument("files", nargs="+", help="spectrum files")
+    p.add_argument("--out", help="results table (.fits, .h5 or .ecsv)")
+    _add_fit_arguments(p)
+    p.set_defaults(func=_fit)
+    p = sub.add_parser(
+        "survey",
+        help="fit a whole survey: resumable, failure-isolated, optionally on Dask",
+        description=(
+            "INPUT is an HDF5 stack (jaxspec pack, jaxspec.io.write_stack), a directory of spectrum "
+            "files, or a text file listing files. Finished chunks are kept in OUT.parts/, so a run "
+            "that is killed resumes where it stopped when started again with the same arguments.\n"
+            "Examples: jaxspec survey survey.h5 --out results.fits\n"
+            "          jaxspec survey spectra/ --out results.ecsv --workers 4 --chunk-size 128\n"
+            "          jaxspec survey files.txt --out results.h5 --scheduler tcp://10.0.0.1:8786"),
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    p.add_argument("input", help="HDF5 stack, directory of spectrum files, or text file listing files")
+    p.add_argument("--out", required=True, help="results table (.fits, .h5/.hdf5 or .ecsv)")
+    p.add_argument("--chunk-size", type=int, default=256, help="spectra per chunk (default 256)")
+    g = p.add_mutually_exclusive_group()
+    g.add_argument("--workers", type=int, default=1, help="Dask worker processes on this machine")
+    g.add_argument("--scheduler", help="address of a running Dask scheduler (e.g. from dask-jobqueue)")
+    p.add_argument("--work-dir", help="chunk and log directory (default OUT.parts)")
+    p.add_argument("--restart", action="store_true", help="discard finished chunks and start afresh")
+    p.add_argument("--quiet", action="store_true", help="no progress bar")
+    _add_fit_arguments(p)
+    p.set_defaults(func=_survey)
+    p = sub.add_parser(
+        "pack", help="pack spectrum files on one wavelength grid into an HDF5 stack",
+        description="Example: jaxspec pack apStar-*.fits --out apogee.h5",
+    )
+    p.add_argument("files", nargs="+", help="spectrum files on one wavelength grid")
+    p.add_argument("--out", required=True, help="stack file to write (HDF5)")
+    p.set_defaults(func=_pack)
     args = parser.parse_args(argv)
     if not os.environ.get("JAXSPEC_NO_CACHE"):
         from jaxspec._cache import enable_compilation_cache

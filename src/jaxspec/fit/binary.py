@@ -421,7 +421,7 @@ class _Fitter:
 
     # -------------------------------------------------------------- host side
     def run(self, get_chunk, n: int, *, chunk_size: int, return_model: bool, progress: bool = False,
-            threads: int = 1):
+            threads: int = 1, devices=None):
         """Fit ``n`` spectra in chunks, returning numpy dicts with a leading N axis.
 
         ``get_chunk(start, stop)`` returns the prepared ``(flux, ivar)`` of those rows, so only
@@ -430,8 +430,19 @@ class _Fitter:
         a run compiles at most once per size. With ``threads > 1`` that many chunks run at
         once: JAX releases the GIL while a compiled program runs, and on a CPU one small
         spectrum per program leaves the other cores idle.
+
+        With ``devices`` (two or more JAX devices) each chunk is sharded over them along the
+        spectrum axis (``jax.sharding.NamedSharding``); the chunk size is rounded up to a
+        multiple of the device count.
         """
         chunk = max(1, min(chunk_size, 1 << max(n - 1, 0).bit_length()))
+        sharding = None
+        if devices is not None and len(devices) > 1:
+            from jax.sharding import Mesh, NamedSharding, PartitionSpec
+
+            nd = len(devices)
+            chunk = -(-chunk // nd) * nd
+            sharding = NamedSharding(Mesh(np.asarray(devices), ("spectra",)), PartitionSpec("spectra"))
         design = jnp.asarray(self.design_np, self.dtype)
         keep_model = {"model", "model_1", "model_2", "continuum"}
 
@@ -442,8 +453,10 @@ class _Fitter:
             w = np.zeros((chunk, f.shape[1]))
             d[: stop - start] = f
             w[: stop - start] = iv
-            res = self._run(self.model_leaves, self.templates, design,
-                            jnp.asarray(d, self.dtype), jnp.asarray(w, self.dtype))
+            d, w = np.asarray(d, self.dtype), np.asarray(w, self.dtype)
+            if sharding is not None:
+                d, w = jax.device_put(d, sharding), jax.device_put(w, sharding)
+            res = self._run(self.model_leaves, self.templates, design, d, w)
             if not return_model:
                 res = {k: v for k, v in res.items() if k not in keep_model}
             res = {k: np.asarray(v)[: stop - start] for k, v in jax.device_get(res).items()}
@@ -651,6 +664,7 @@ def fit_binary_batch(
     threads: int | None = None,
     return_model: bool = False,
     progress: bool = False,
+    devices=None,
     bic_threshold: float = BIC_THRESHOLD,
     unnormalized=None,
     **options,
@@ -687,7 +701,12 @@ def fit_binary_batch(
         threads: chunks fitted concurrently (default: the usable CPU cores on
             a CPU, 1 otherwise).
         return_model: also return the model spectra, (N, P) each.
-        progress: show a tqdm progress bar.""" + _FIT_DOC_OPTIONS + """
+        progress: show a tqdm progress bar.
+        devices: JAX devices to shard each chunk over along the spectrum axis
+            (``jax.sharding``), e.g. ``jax.devices()`` on a machine with several
+            GPUs; ``"all"`` means every local device. Default None: no sharding
+            (one device). The chunk size is rounded up to a multiple of the
+            device count; results equal those of the unsharded run.""" + _FIT_DOC_OPTIONS + """
 
     Returns:
         A batch :class:`~jaxspec.fit.result.BinaryFit` (fields with a leading N
@@ -725,8 +744,12 @@ def fit_binary_batch(
     chunk_size, threads = _batch_defaults(chunk_size, threads)
     opts = _options(model, **options)
     fitter = _get_fitter(model, wave, resolution, opts, unnormalized)
+    if isinstance(devices, str):
+        if devices != "all":
+            raise ValueError(f"devices must be a list of JAX devices, None or 'all', got {devices!r}")
+        devices = jax.local_devices()
     raw = fitter.run(get_chunk, n, chunk_size=chunk_size, return_model=return_model, progress=progress,
-                     threads=threads)
+                     threads=threads, devices=None if devices is None else list(devices))
     return fitter.result(raw, bic_threshold=bic_threshold, batched=True)
 
 

@@ -23,6 +23,10 @@ FLAGS = {
     "single_not_converged": 4,  # the single-star fit hit max_iter
     "single_non_finite": 8,  # the single-star fit's cost or parameters are not finite
     "too_few_pixels": 16,  # fewer usable pixels than free parameters (+ continuum); values are NaN
+    # set by survey runs (jaxspec.survey) for spectra that were not fitted; the reason is in `error`
+    "read_error": 32,  # the file or row could not be read (corrupt, unknown layout)
+    "rejected": 64,  # bad input: outside the model's wavelengths, all pixels masked, wrong shape, ...
+    "fit_error": 128,  # the fit raised an error
 }
 
 
