@@ -153,12 +153,27 @@ def write_results(table, path, *, format: str | None = None, overwrite: bool = T
             warnings.filterwarnings("ignore", message=".*greater than 8 characters.*")
             # 'dex' has no FITS spelling; it is written as the string 'dex' and restored on reading
             warnings.filterwarnings("ignore", message=".*could not be saved in native FITS format.*")
-            table.write(tmp, format=fmt, overwrite=True, **kw)
+            if fmt == "fits":
+                _write_fits(table, tmp)
+            else:
+                table.write(tmp, format=fmt, overwrite=True, **kw)
         os.replace(tmp, path)
     finally:
         if tmp.exists():
             tmp.unlink()
     return path
+
+
+def _write_fits(table, path) -> None:
+    from astropy.io import fits
+    from astropy.io.fits.convenience import table_to_hdu
+
+    hdu = table_to_hdu(table)
+    # 'dex' has no FITS spelling, so astropy leaves TUNIT out; write it as text (read_results restores it)
+    for i, c in enumerate(table.colnames, start=1):
+        if table[c].unit is not None and str(table[c].unit) == "dex":
+            hdu.header[f"TUNIT{i}"] = "dex"
+    fits.HDUList([fits.PrimaryHDU(), hdu]).writeto(path, overwrite=True)
 
 
 def read_results(path, *, format: str | None = None):
@@ -185,7 +200,12 @@ def read_results(path, *, format: str | None = None):
                 t.meta[low] = t.meta.pop(key)
         for k in ("comments", "COMMENT"):
             t.meta.pop(k, None)
+    from astropy.table import MaskedColumn
+
     for c in t.colnames:
+        if isinstance(t[c], MaskedColumn):  # FITS and ECSV readers mask NaN and empty strings
+            kind = t[c].dtype.kind
+            t[c] = t[c].filled("" if kind in "SU" else np.nan if kind == "f" else None)
         if t[c].dtype.kind == "S":
             t[c] = np.char.decode(np.asarray(t[c]), "utf-8")
     return t
