@@ -260,55 +260,59 @@ def read_fits_image(path, hdu=None, err_hdu=None, ivar_hdu=None, *, air=None, id
         Not FITS, truncated, no 1-D image, no wavelength solution, a named HDU missing.
     """
     with open_fits(path, "FITS image spectrum") as hdul:
-        if hdu is None:
-            cands = [i for i, h in enumerate(hdul) if _is_image(h) and h.data.squeeze().ndim == 1]
-            if not cands:
-                shapes = [(h.name, getattr(h.data, "shape", None)) for h in hdul]
-                raise SpectrumFormatError(f"{path}: no 1-D image HDU (HDUs: {shapes})")
-            hdu = cands[0]
-        fh = _find_hdu(hdul, hdu, path)
-        if not _is_image(fh) or fh.data.squeeze().ndim != 1:
-            shape = None if fh.data is None else fh.data.shape
-            raise SpectrumFormatError(f"{path}: HDU {hdu!r} is not a 1-D image (shape {shape})")
-        flux = np.asarray(fh.data, dtype=np.float64).ravel()
-        header = fh.header
-        wave, kind = wcs_wavelength(header, flux.size, path)
-        err = ivar = mask = None
-        used = {}
-        if err_hdu is not None:
-            err = np.asarray(_find_hdu(hdul, err_hdu, path).data, dtype=np.float64).ravel()
-            used["err_hdu"] = str(err_hdu)
-        elif ivar_hdu is not None:
-            ivar = np.asarray(_find_hdu(hdul, ivar_hdu, path).data, dtype=np.float64).ravel()
-            used["ivar_hdu"] = str(ivar_hdu)
-        for i, h in enumerate(hdul):
-            if h is fh or not _is_image(h) or h.data.size != flux.size:
-                continue
-            kind_h = _classify(h)
-            if kind_h == "err" and err is None and ivar is None:
-                err, used["err_hdu"] = np.asarray(h.data, dtype=np.float64).ravel(), h.name or str(i)
-            elif kind_h == "relerr" and err is None and ivar is None:
-                err = np.abs(flux) * np.asarray(h.data, dtype=np.float64).ravel()
-                used["relative_err_hdu"] = h.name or str(i)
-            elif kind_h == "ivar" and err is None and ivar is None:
-                ivar, used["ivar_hdu"] = np.asarray(h.data, dtype=np.float64).ravel(), h.name or str(i)
-            elif kind_h == "mask" and mask is None:
-                mask, used["mask_hdu"] = np.asarray(h.data).ravel() != 0, h.name or str(i)
-        for name, a in (("error", err), ("ivar", ivar), ("mask", mask)):
-            if a is not None and a.size != flux.size:
-                raise SpectrumFormatError(f"{path}: {name} HDU has {a.size} pixels, flux has {flux.size}")
-        is_air, source = resolve_air(header_air(header, hdul[0].header), air, path)
-        f, iv = clean_pixels(flux, err=err, ivar=ivar, mask=mask)
-        meta = {"format": "fits_image", "path": str(path), "hdu": fh.name, "hdu_index": hdul.index(fh),
-                "wcs": kind, "air_converted": is_air, "air_source": source, **used}
-        if err is None and ivar is None:
-            meta["ivar_assumed"] = True
-        sid = id if id is not None else object_id(path, header, hdul[0].header)
+        return image_spectrum(hdul, path, hdu, err_hdu, ivar_hdu, air=air, id=id)
+
+
+def image_spectrum(hdul, path, hdu=None, err_hdu=None, ivar_hdu=None, *, air=None, id=None) -> Spectrum:
+    """:func:`read_fits_image` on an already open HDUList (lets callers read many HDUs of one file)."""
+    if hdu is None:
+        cands = [i for i, h in enumerate(hdul) if _is_image(h) and h.data.squeeze().ndim == 1]
+        if not cands:
+            shapes = [(h.name, getattr(h.data, "shape", None)) for h in hdul]
+            raise SpectrumFormatError(f"{path}: no 1-D image HDU (HDUs: {shapes})")
+        hdu = cands[0]
+    fh = _find_hdu(hdul, hdu, path)
+    if not _is_image(fh) or fh.data.squeeze().ndim != 1:
+        shape = None if fh.data is None else fh.data.shape
+        raise SpectrumFormatError(f"{path}: HDU {hdu!r} is not a 1-D image (shape {shape})")
+    flux = np.asarray(fh.data, dtype=np.float64).ravel()
+    header = fh.header
+    wave, kind = wcs_wavelength(header, flux.size, path)
+    err = ivar = mask = None
+    used = {}
+    if err_hdu is not None:
+        err = np.asarray(_find_hdu(hdul, err_hdu, path).data, dtype=np.float64).ravel()
+        used["err_hdu"] = str(err_hdu)
+    elif ivar_hdu is not None:
+        ivar = np.asarray(_find_hdu(hdul, ivar_hdu, path).data, dtype=np.float64).ravel()
+        used["ivar_hdu"] = str(ivar_hdu)
+    for i, h in enumerate(hdul):
+        if h is fh or not _is_image(h) or h.data.size != flux.size:
+            continue
+        kind_h = _classify(h)
+        if kind_h == "err" and err is None and ivar is None:
+            err, used["err_hdu"] = np.asarray(h.data, dtype=np.float64).ravel(), h.name or str(i)
+        elif kind_h == "relerr" and err is None and ivar is None:
+            err = np.abs(flux) * np.asarray(h.data, dtype=np.float64).ravel()
+            used["relative_err_hdu"] = h.name or str(i)
+        elif kind_h == "ivar" and err is None and ivar is None:
+            ivar, used["ivar_hdu"] = np.asarray(h.data, dtype=np.float64).ravel(), h.name or str(i)
+        elif kind_h == "mask" and mask is None:
+            mask, used["mask_hdu"] = np.asarray(h.data).ravel() != 0, h.name or str(i)
+    for name, a in (("error", err), ("ivar", ivar), ("mask", mask)):
+        if a is not None and a.size != flux.size:
+            raise SpectrumFormatError(f"{path}: {name} HDU has {a.size} pixels, flux has {flux.size}")
+    is_air, source = resolve_air(header_air(header, hdul[0].header), air, path)
+    f, iv = clean_pixels(flux, err=err, ivar=ivar, mask=mask)
+    meta = {"format": "fits_image", "path": str(path), "hdu": fh.name, "hdu_index": hdul.index(fh),
+            "wcs": kind, "air_converted": is_air, "air_source": source, **used}
+    if err is None and ivar is None:
+        meta["ivar_assumed"] = True
+    sid = id if id is not None else object_id(path, header, hdul[0].header)
     wave = to_vacuum(wave, is_air)
     if wave.size > 1 and wave[-1] < wave[0]:
         wave, f, iv = wave[::-1], f[::-1], iv[::-1]
-    with fits_errors(path, "FITS image spectrum"):
-        return Spectrum(wave=wave, flux=f, ivar=iv, id=sid, resolution=None, meta=meta)
+    return Spectrum(wave=wave, flux=f, ivar=iv, id=sid, resolution=None, meta=meta)
 
 
 def _match(names, wanted, aliases, path, what, required):

@@ -31,6 +31,7 @@ from jaxspec.io.fits import (
     FLUX_COLUMNS,
     WAVE_COLUMNS,
     _classify,
+    image_spectrum,
     open_fits,
     read_fits_image,
     read_fits_table,
@@ -227,13 +228,13 @@ def read_spectra(path, format: str | None = None, **kw) -> list[Spectrum]:
         kw.pop("row", None)
         return read_fits_table_rows(path, **kw)
     if fmt == "fits_image" and kw.get("hdu") is None:
-        first = read_fits_image(path, **kw)
         kw.pop("hdu", None)
-        with open_fits(path, "FITS image spectrum") as hdul:
+        with open_fits(path, "FITS image spectrum") as hdul:  # one open for all orders
+            first = image_spectrum(hdul, path, **kw)
             same = [
                 i for i, h in enumerate(hdul)
                 if i != first.meta["hdu_index"] and _image(h) and h.data.squeeze().ndim == 1
                 and h.name == first.meta["hdu"] and _classify(h) is None and "CRVAL1" in h.header
             ]
-        return [first] + [read_fits_image(path, hdu=i, **kw) for i in same]
+            return [first] + [image_spectrum(hdul, path, hdu=i, **kw) for i in same]
     return [read_spectrum(path, format=fmt, **kw)]
