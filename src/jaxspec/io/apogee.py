@@ -12,7 +12,7 @@ from pathlib import Path
 
 import numpy as np
 
-from jaxspec.io.fits import fits_errors, hget, open_fits, scalar, wcs_wavelength
+from jaxspec.io._fitsutil import fits_errors, hget, open_fits, scalar, wcs_wavelength
 from jaxspec.io.spectrum import Spectrum, SpectrumFormatError, clean_pixels
 
 __all__ = [

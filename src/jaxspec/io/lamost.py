@@ -13,7 +13,7 @@ from pathlib import Path
 
 import numpy as np
 
-from jaxspec.io.fits import fits_errors, header_air, hget, open_fits, scalar, to_vacuum
+from jaxspec.io._fitsutil import fits_errors, header_air, hget, open_fits, scalar, to_vacuum
 from jaxspec.io.spectrum import Spectrum, SpectrumFormatError, clean_pixels
 
 __all__ = ["LAMOST_MRS_RESOLUTION", "LAMOST_LRS_RESOLUTION", "read_lamost_mrs", "read_lamost_lrs",

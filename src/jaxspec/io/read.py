@@ -26,13 +26,13 @@ from pathlib import Path
 
 import numpy as np
 
+from jaxspec.io._fitsutil import open_fits
 from jaxspec.io.apogee import read_apstar, read_apvisit, read_aspcapstar
 from jaxspec.io.fits import (
     FLUX_COLUMNS,
     WAVE_COLUMNS,
     _classify,
     image_spectrum,
-    open_fits,
     read_fits_image,
     read_fits_table,
     read_fits_table_rows,
