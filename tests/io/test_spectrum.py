@@ -118,3 +118,13 @@ def test_from_specutils_round_trip(kind):
     np.testing.assert_array_equal(s.ivar[mask], 0.0)
     assert s.id == "sun" and s.meta["format"] == "specutils"
     assert from_specutils(sp, id="other").id == "other"
+
+
+def test_absurd_errors_are_masked():
+    from jaxspec.io.spectrum import clean_pixels
+
+    err = np.full(10, 0.01)
+    err[2], err[3] = 1e5, 10.0  # 1e5 x the flux: no information; 10 x: noisy but kept
+    f, iv = clean_pixels(np.ones(10), err=err)
+    assert iv[2] == 0 and iv[3] == pytest.approx(0.01)
+    assert np.count_nonzero(iv == 0) == 1

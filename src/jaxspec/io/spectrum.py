@@ -145,7 +145,7 @@ class Spectrum:
         )
 
 
-def clean_pixels(flux, err=None, ivar=None, mask=None, *, absurd_snr: float = 1e-6):
+def clean_pixels(flux, err=None, ivar=None, mask=None, *, absurd_snr: float = 1e-4):
     """Turn flux and err/ivar/mask arrays into finite ``(flux, ivar)`` with ``ivar = 0`` where bad.
 
     Parameters
@@ -157,8 +157,9 @@ def clean_pixels(flux, err=None, ivar=None, mask=None, *, absurd_snr: float = 1e
     mask : (P,) array, optional
         Truthy (bool, or nonzero integer) = bad pixel.
     absurd_snr : float
-        Pixels whose error exceeds ``|median good flux| / absurd_snr`` are masked: pipelines put
-        1e10 errors in chip gaps and unusable pixels, and such a pixel carries no information.
+        Pixels whose error exceeds ``|median good flux| / absurd_snr`` (default 1e4 times the median
+        flux) are masked: pipelines put 1e6-1e10 errors in chip gaps and unusable pixels (APOGEE),
+        and such a pixel carries no information.
 
     Returns
     -------
