@@ -87,7 +87,7 @@ def test_aspcapstar_written(tmp_path):
     assert s.id == t["id"] and s.meta["snr"] == 186.5 and s.meta["normalized"] is True
     np.testing.assert_allclose(s.meta["aspcap_param"], t["param"], rtol=1e-6)
     np.testing.assert_allclose(s.meta["aspcap_fparam"], t["param"] + 1, rtol=1e-6)
-    assert s.meta["teff"] == pytest.approx(3788.4, abs=0.01) and s.meta["aspcapflag"] == 640
+    assert s.meta["aspcap_teff"] == pytest.approx(3788.4, abs=0.01) and s.meta["aspcapflag"] == 640
     assert all(type(v) is float for v in s.meta["aspcap_param"])
 
 
@@ -153,13 +153,13 @@ def test_real_apstar_visit_meta():
 def test_real_aspcapstar():
     s = read_aspcapstar(survey_file("apogee/aspcapStar-r6-l30e.2-2M17334253-1654573.fits"))
     assert s.npix == 8575 and s.id == "2M17334253-1654573"
-    assert s.meta["teff"] == pytest.approx(3788.4, abs=0.1)
-    assert s.meta["logg"] == pytest.approx(1.08, abs=0.01)
+    assert s.meta["aspcap_teff"] == pytest.approx(3788.4, abs=0.1)
+    assert s.meta["aspcap_logg"] == pytest.approx(1.08, abs=0.01)
     good = s.ivar > 0
     assert 0.5 < np.median(s.flux[good]) < 1.1  # continuum-normalized
     assert np.sum(~good) >= 1000  # zero-filled chip gaps
     m = read_aspcapstar(survey_file("apogee/aspcapStar-r6-l30e.2-2M11194647+0820356.fits"))
-    assert m.meta["teff"] is None and m.meta["snr"] == pytest.approx(58.0554)  # ASPCAP gave -9999
+    assert m.meta["aspcap_teff"] is None and m.meta["snr"] == pytest.approx(58.0554)  # ASPCAP gave -9999
 
 
 @requires_survey

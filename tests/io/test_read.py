@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import json
+
 import numpy as np
 import pytest
 
@@ -50,6 +52,7 @@ def test_detect_written(written, fmt):
     assert detect_format(written[fmt]) == fmt
     s = read_spectrum(written[fmt])
     assert isinstance(s, Spectrum) and s.meta["format"] == fmt
+    json.dumps(s.meta, allow_nan=False)
     assert np.all(np.diff(s.wave) > 0) and np.all(np.isfinite(s.flux)) and np.any(s.ivar == 0)
 
 
@@ -156,6 +159,7 @@ def test_detect_real(rel, fmt, oid, n):
     assert detect_format(path) == fmt
     s = read_spectrum(path)
     assert s.meta["format"] == fmt and (oid is None or s.id == oid)
+    json.dumps(s.meta, allow_nan=False)  # meta must be plain JSON (the survey runner stores it)
     if n > 1:
         assert len(read_spectra(path)) == n
 

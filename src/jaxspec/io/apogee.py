@@ -170,7 +170,7 @@ def read_aspcapstar(path, *, mask_bits=None):
     zero-filled chip gaps and at non-finite / zero / absurd errors; id = APOGEE_ID (HDU 4) or the
     primary OBJ/OBJID; ``resolution`` 22,500; meta: snr, vhelio, nvisits, and from HDU 4
     ``aspcap_param`` / ``aspcap_fparam`` (lists of floats, release-dependent order; index 0 = Teff
-    [K], 1 = logg), ``teff`` / ``logg`` (None when ASPCAP gave -9999), ``aspcapflag``.
+    [K], 1 = logg), ``aspcap_teff`` / ``aspcap_logg`` (None when ASPCAP gave -9999), ``aspcapflag``.
 
     Raises
     ------
@@ -202,7 +202,7 @@ def read_aspcapstar(path, *, mask_bits=None):
             if "ASPCAPFLAG" in names:
                 meta["aspcapflag"] = int(np.ravel(t["ASPCAPFLAG"])[0])
             par = meta.get("aspcap_param", [])
-            for i, key in enumerate(("teff", "logg")):
+            for i, key in enumerate(("aspcap_teff", "aspcap_logg")):
                 v = par[i] if len(par) > i else None
                 meta[key] = v if v is not None and np.isfinite(v) and v > -9000 else None
     f, iv = _clean(flux, err, None, 0)
