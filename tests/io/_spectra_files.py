@@ -18,7 +18,8 @@ from tests._shared import SHARED_DATA, requires_shared
 _env = os.environ.get("JAXSPEC_SURVEY_FILES")
 SURVEY_FILES = Path(_env) if _env else SHARED_DATA / "survey-files"
 requires_survey = (
-    pytest.mark.skipif(not SURVEY_FILES.is_dir(), reason=f"JAXSPEC_SURVEY_FILES={SURVEY_FILES} not found")
+    pytest.mark.skipif(not SURVEY_FILES.is_dir(),
+                       reason=f"real survey files not found at JAXSPEC_SURVEY_FILES={SURVEY_FILES}")
     if _env
     else requires_shared
 )
