@@ -98,6 +98,8 @@ def _fit_options(args) -> dict:
         opts["flux_ratio_mode"] = args.flux_ratio_mode
     if args.continuum_degree is not None:
         opts["continuum_degree"] = args.continuum_degree
+    if args.rv_range is not None:
+        opts["rv_range"] = args.rv_range
     return opts
 
 
@@ -111,6 +113,8 @@ def _add_fit_arguments(p) -> None:
                    help="labels common to both stars (default: feh); give none for all per star")
     p.add_argument("--flux-ratio-mode", choices=("constant", "blackbody"))
     p.add_argument("--continuum-degree", type=int)
+    p.add_argument("--rv-range", type=float,
+                   help="cross-correlation velocity range +-RV_RANGE [km/s] (default 300; fit bounds 1.5x)")
 
 
 def _fit(args) -> int:

@@ -48,7 +48,7 @@ __all__ = ["fit_spectra", "list_inputs", "run_survey"]
 
 log = logging.getLogger("jaxspec.survey")
 _NOT_FITTED = 32 | 64 | 128  # FLAGS read_error | rejected | fit_error
-SPECTRUM_SUFFIXES = (".fits", ".fit", ".fits.gz", ".fit.gz", ".fts", ".fz")
+SPECTRUM_SUFFIXES = (".fits", ".fit", ".fits.gz", ".fit.gz", ".fts", ".fz", ".npz")
 
 
 # ------------------------------------------------------------------ inputs
@@ -544,7 +544,11 @@ def _run_serial(inp, todo, settings, work, run_id, models):
 
 
 def _run_distributed(inp, todo, settings, work, run_id, workers, scheduler, failed):
-    from distributed import Client, LocalCluster, as_completed
+    try:
+        from distributed import Client, LocalCluster, as_completed
+    except ImportError as err:
+        raise ImportError("workers > 1 and scheduler= need Dask: pip install 'dask[distributed]' "
+                          "(or the project's 'survey' extra)") from err
 
     if scheduler is not None:
         client, cluster = Client(scheduler), None
