@@ -339,6 +339,16 @@ def _param_names(model, fit_options: dict):
     return list(spec.names), [spec[n].unit for n in spec.names]
 
 
+def _digest_text(text: str) -> str:
+    return hashlib.sha1(text.encode()).hexdigest()
+
+
+def _source_name(inp: _Input, source) -> str:
+    if inp.kind == "stack":
+        return inp.path
+    return str(Path(source).resolve()) if isinstance(source, str | os.PathLike) else f"{inp.n} files"
+
+
 def _write_json_atomic(path: Path, obj) -> None:
     tmp = path.with_name(f".{path.name}.tmp{os.getpid()}")
     tmp.write_text(json.dumps(obj, indent=2, sort_keys=True))
@@ -464,7 +474,9 @@ def run_survey(
 
             threads = max(1, usable_cores() // workers)
         settings = {
-            "source": inp.path if inp.kind == "stack" else list(inp.files),
+            "source": _source_name(inp, source),
+            # a file list is recorded by its digest, not in full (a survey may list 10^5 files)
+            "files_sha1": None if inp.kind == "stack" else _digest_text("\n".join(inp.files)),
             "n_spectra": inp.n, "chunk_size": int(chunk_size), "model": model_desc,
             "unnormalized": unn_desc, "resolution": resolution, "fit_options": _jsonable(fit_options),
             "bic_threshold": bic_threshold, "read_options": _jsonable(read_options or {}),
