@@ -1,0 +1,130 @@
+"""Starting points and the initial mass matrix of the chains, from a :class:`~jaxspec.fit.BinaryFit`.
+
+Good starts are where the speed comes from: chains that begin inside the
+typical set with a mass matrix shaped like the posterior need a short warmup
+and take long NUTS steps.
+
+* Optima: the best fit, then every distinct local optimum of the fit's
+  starts (``fit.local_params``) whose chi-square is within ``chi2_margin``
+  of the best. Two optima are distinct when rv_1, rv_2 or flux_ratio differ
+  by more than 4 of the best fit's 1-sigma errors (and at least 1 km/s or
+  0.02). Chain ``c`` starts from optimum ``c mod n_optima``, so a second mode
+  gets chains of its own and is reported (never averaged away).
+* Each start is its optimum plus a Gaussian draw with half the fit's
+  covariance (in the unconstrained space), so that chains start apart and
+  r_hat means something.
+* The inverse mass matrix is the fit's covariance mapped to the
+  unconstrained space (``cov_z = J^-1 cov J^-1``, ``J = d theta / d z``),
+  with eigenvalues clipped to [1e-8, 4] (a logistic variable's prior
+  variance is about 3.3), and the identity where the fit's covariance is not
+  finite.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+__all__ = ["initial_state", "select_optima"]
+
+MODE_KEYS = ("rv_1", "rv_2", "flux_ratio")
+_ABS_TOL = {"rv_1": 1.0, "rv_2": 1.0, "flux_ratio": 0.02}
+
+
+def _dvdz(spec, z):
+    lo, hi = spec.bounds().T
+    s = 1.0 / (1.0 + np.exp(-z))
+    return (hi - lo) * s * (1.0 - s)
+
+
+def _to_z(spec, values, margin=1e-3):
+    lo, hi = spec.bounds().T
+    v = np.array([float(values[n]) for n in spec.free])
+    u = np.clip((v - lo) / (hi - lo), margin, 1.0 - margin)
+    return np.log(u) - np.log1p(-u)
+
+
+def select_optima(fit, chi2_margin: float = 9.0, max_optima: int = 4) -> list[dict]:
+    """The best fit and the distinct local optima within ``chi2_margin`` of it (see module doc).
+
+    Args:
+        fit: a single-spectrum :class:`~jaxspec.fit.BinaryFit`.
+        chi2_margin: largest chi-square above the best for a further optimum.
+        max_optima: at most this many optima (the best first).
+
+    Returns:
+        ``[{name: value, ..., "chi2": chi2}, ...]``, best first.
+    """
+    best = {n: float(fit.params[n]) for n in fit.names}
+    best["chi2"] = float(fit.chi2)
+    out = [best]
+    err = {n: float(fit.errors[n]) for n in fit.names}
+    loc = fit.local_params
+    chi2 = np.asarray(fit.local_chi2, dtype=np.float64)
+    for i in np.argsort(chi2):
+        if len(out) >= max_optima or not np.isfinite(chi2[i]) or chi2[i] > best["chi2"] + chi2_margin:
+            continue
+        cand = {n: float(np.asarray(loc[n])[i]) for n in fit.names}
+        if not all(np.isfinite(v) for v in cand.values()):
+            continue
+        keys = [k for k in MODE_KEYS if k in fit.free]
+
+        def distinct(o, cand=cand, keys=keys):
+            return any(abs(cand[k] - o[k]) > max(4.0 * (err[k] if np.isfinite(err[k]) else 0.0), _ABS_TOL[k])
+                       for k in keys)
+
+        if all(distinct(o) for o in out):
+            cand["chi2"] = float(chi2[i])
+            out.append(cand)
+    return out
+
+
+def initial_state(fit, prior, num_chains: int, rng, *, chi2_margin: float = 9.0, jitter: float = 0.5,
+                  dense_mass: bool = True):
+    """Chain starts and initial inverse mass matrix in the prior's unconstrained space.
+
+    Args:
+        fit: single-spectrum :class:`~jaxspec.fit.BinaryFit` of the same model.
+        prior: :class:`~jaxspec.infer.model.Prior` (its spec's free names are
+            the fit's free names, plus ``error_scale`` when sampled).
+        num_chains: number of chains.
+        rng: ``numpy.random.Generator``.
+        chi2_margin: see :func:`select_optima`.
+        jitter: scale of the start dispersion in units of the fit's errors.
+        dense_mass: return a dense (d, d) or a diagonal (d,) inverse mass matrix.
+
+    Returns:
+        ``(z0 (C, d), inverse_mass (d, d) or (d,), optima list, chain_optimum (C,) int)``.
+    """
+    spec = prior.spec
+    free = spec.free
+    fit_free = tuple(fit.free)
+    optima = select_optima(fit, chi2_margin)
+    if prior.has_error_scale:
+        dof = max(float(fit.dof), 1.0)
+        s0 = float(np.sqrt(max(float(fit.chi2), 1e-12) / dof))
+        lo, hi = spec["error_scale"].lower, spec["error_scale"].upper
+        s0 = float(np.clip(s0, lo + 0.01 * (hi - lo), hi - 0.01 * (hi - lo)))
+        for o in optima:
+            o["error_scale"] = s0
+    zb = _to_z(spec, optima[0])
+    g = _dvdz(spec, zb)
+    cov = np.eye(len(free))
+    fc = np.asarray(fit.covariance, dtype=np.float64)
+    idx = [fit_free.index(n) for n in free if n in fit_free]
+    pos = [i for i, n in enumerate(free) if n in fit_free]
+    if fc.shape == (len(fit_free), len(fit_free)) and np.all(np.isfinite(fc)):
+        cov[np.ix_(pos, pos)] = fc[np.ix_(idx, idx)]
+        if prior.has_error_scale:
+            j = free.index("error_scale")
+            cov[j, j] = optima[0]["error_scale"] ** 2 / (2.0 * max(float(fit.n_pixels), 1.0))
+        cov_z = cov / np.outer(g, g)
+        cov_z = 0.5 * (cov_z + cov_z.T)
+        w, v = np.linalg.eigh(cov_z)
+        cov_z = (v * np.clip(w, 1e-8, 4.0)) @ v.T
+    else:
+        cov_z = np.eye(len(free))
+    chol = np.linalg.cholesky(cov_z + 1e-12 * np.eye(len(free)))
+    which = np.arange(num_chains) % len(optima)
+    z0 = np.stack([_to_z(spec, optima[k]) + jitter * chol @ rng.standard_normal(len(free)) for k in which])
+    inv_mass = cov_z if dense_mass else np.diag(cov_z).copy()
+    return z0, inv_mass, optima, which

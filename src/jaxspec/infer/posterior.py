@@ -1,0 +1,315 @@
+"""``BinaryPosterior``: NUTS draws of one spectrum with diagnostics, modes, flags and the model band.
+
+Draws are stored per parameter as (chain, draw) arrays in physical units.
+Nothing is averaged across modes: chains are grouped into modes
+(:func:`jaxspec.infer.diagnostics.find_modes`); when there is more than one,
+``multimodal`` is True, ``modes`` lists each mode's chains, medians and
+Laplace weight, and r_hat is judged within modes (the r_hat across all
+chains is still shown: it measures the disagreement between modes, not a
+sampling failure).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+
+import numpy as np
+
+from jaxspec.infer.diagnostics import ess_bulk, ess_tail, find_modes, mode_log_mass, rhat
+from jaxspec.infer.init import MODE_KEYS
+
+__all__ = ["BinaryPosterior", "FLAGS", "RHAT_MAX", "ESS_MIN", "DIVERGENCE_MAX"]
+
+RHAT_MAX = 1.01
+ESS_MIN = 400.0
+DIVERGENCE_MAX = 0.01  # largest acceptable fraction of divergent transitions
+
+FLAGS = {
+    "r_hat": 1,  # r_hat above RHAT_MAX within a mode (chains of one mode disagree: not converged)
+    "low_ess": 2,  # bulk or tail ESS below ESS_MIN (for the whole posterior or the main mode)
+    "divergences": 4,  # more than DIVERGENCE_MAX of the transitions diverged
+    "tree_depth": 8,  # more than 5 % of the transitions hit the maximum tree depth
+    "multimodal": 16,  # chains sampled different modes (see .modes); not a failure
+}
+_FAILURE = FLAGS["r_hat"] | FLAGS["low_ess"] | FLAGS["divergences"]
+
+
+@dataclasses.dataclass
+class BinaryPosterior:
+    """Posterior draws of a binary's parameters for one spectrum.
+
+    Attributes:
+        samples: ``{name: (chains, draws) float64}`` for every sampled parameter.
+        names, units: sampled parameter names (the model's free ones, plus
+            ``error_scale`` when sampled) and their units.
+        fixed: ``{name: value}`` of fixed parameters.
+        log_density: (chains, draws) log posterior in the sampler's unconstrained space.
+        diverging: (chains, draws) divergent transitions.
+        num_steps, tree_depth: (chains, draws) leapfrog steps and NUTS tree depth.
+        accept_prob: (chains, draws) acceptance statistic.
+        step_size: (chains,) adapted NUTS step size.
+        warmup_divergences: (chains,) divergences during warmup.
+        chain_mode: (chains,) mode index of each chain (0: the mode with most chains).
+        chain_start: (chains,) index of the fit optimum each chain started from.
+        modes: one dict per mode: ``chains``, ``weight`` (Laplace estimate of the
+            posterior mass, summing to 1), ``log_mass``, ``medians``.
+        fit_params: the fit's best values; optima: the fit optima the chains started from.
+        wave, flux, ivar: the data; model_median: (P,) per-pixel posterior median
+            of the model (with continuum); model_band: (4, P) its 2.5, 16, 84,
+            97.5 percentiles; predictive_band: (2, P) 2.5 and 97.5 percentiles of
+            model plus noise (posterior predictive); model_1, model_2, continuum:
+            (P,) the two stars' contributions (with continuum) and the continuum
+            at the posterior medians.
+        prior: text of the prior of each parameter; settings: sampler settings;
+            timing: seconds for the fit and the sampling.
+    """
+
+    samples: dict
+    names: tuple
+    units: tuple
+    fixed: dict
+    log_density: np.ndarray
+    diverging: np.ndarray
+    num_steps: np.ndarray
+    tree_depth: np.ndarray
+    accept_prob: np.ndarray
+    step_size: np.ndarray
+    warmup_divergences: np.ndarray
+    chain_mode: np.ndarray
+    chain_start: np.ndarray
+    modes: list
+    fit_params: dict
+    optima: list
+    wave: np.ndarray
+    flux: np.ndarray
+    ivar: np.ndarray
+    model_median: np.ndarray
+    model_band: np.ndarray
+    predictive_band: np.ndarray
+    model_1: np.ndarray
+    model_2: np.ndarray
+    continuum: np.ndarray
+    prior: tuple = ()
+    settings: dict = dataclasses.field(default_factory=dict)
+    timing: dict = dataclasses.field(default_factory=dict)
+
+    # ---------------------------------------------------------------- construction
+    @classmethod
+    def build(cls, sampler, trace, *, fit, wave, flux, ivar, optima, chain_start, chain_method, seed,
+              n_predictive, timing):
+        """Assemble a posterior from a :class:`~jaxspec.infer.kernel.ChainTrace` (numpy) of one spectrum."""
+        import jax
+        import jax.numpy as jnp
+
+        spec = sampler.prior.spec
+        z = np.asarray(trace.z, dtype=np.float64)
+        n_chain, n_draw, dim = z.shape
+        if not np.all(np.isfinite(z)):  # NUTS rejects non-finite proposals; this is a bug guard
+            raise RuntimeError("non-finite draws in the NUTS trace")
+        lo, hi = spec.bounds().T
+        values = lo + (hi - lo) / (1.0 + np.exp(-z))
+        samples = {n: values[..., i] for i, n in enumerate(spec.free)}
+        chain_mode = find_modes(samples, MODE_KEYS, floor={"rv_1": 0.5, "rv_2": 0.5, "flux_ratio": 0.01})
+        lp = np.asarray(trace.log_density, dtype=np.float64)
+        modes = []
+        for k in range(int(chain_mode.max()) + 1):
+            ch = np.flatnonzero(chain_mode == k)
+            log_mass = mode_log_mass(z[ch].reshape(-1, dim), lp[ch].ravel())
+            med = {n: float(np.median(samples[n][ch])) for n in spec.free}
+            modes.append({"chains": ch.tolist(), "log_mass": log_mass, "medians": med})
+        lm = np.array([m["log_mass"] for m in modes])
+        w = np.exp(lm - np.max(lm)) if np.any(np.isfinite(lm)) else np.ones(len(modes))
+        for m, wk in zip(modes, w / w.sum(), strict=True):
+            m["weight"] = float(wk)
+
+        # Model band and predictive band from draws spread over all chains.
+        flat = z.reshape(-1, dim)
+        pick = np.linspace(0, flat.shape[0] - 1, min(int(n_predictive), flat.shape[0])).astype(int)
+        d, w_ = jnp.asarray(flux, sampler.dtype), jnp.asarray(ivar, sampler.dtype)
+        draws = np.asarray(sampler._predict(jnp.asarray(flat[pick], sampler.dtype), d, w_), dtype=np.float64)
+        scale = samples["error_scale"].ravel()[pick][:, None] if "error_scale" in samples else 1.0
+        with np.errstate(divide="ignore"):
+            sigma = np.where(ivar > 0, 1.0 / np.sqrt(np.where(ivar > 0, ivar, 1.0)), 0.0)
+        noisy = draws + np.random.default_rng(seed).standard_normal(draws.shape) * sigma * scale
+        med_theta = {n: np.median(samples[n]) for n in spec.free}
+        med_theta.update({p.name: p.fixed for p in spec.params if p.fixed is not None})
+        theta = {n: jnp.asarray(v, sampler.dtype) for n, v in med_theta.items()}
+        parts = jax.device_get(sampler._components(theta, d, w_))
+        c1, c2, cont = (np.asarray(x, dtype=np.float64) for x in parts)
+        steps = np.asarray(trace.num_steps, dtype=np.int64)
+        s = sampler.settings
+        return cls(
+            samples=samples, names=tuple(spec.free), units=tuple(spec[n].unit for n in spec.free),
+            fixed={p.name: float(p.fixed) for p in spec.params if p.fixed is not None},
+            log_density=lp, diverging=np.asarray(trace.diverging, dtype=bool), num_steps=steps,
+            tree_depth=np.ceil(np.log2(steps + 1)).astype(np.int64),
+            accept_prob=np.asarray(trace.accept_prob, dtype=np.float64),
+            step_size=np.asarray(trace.step_size, dtype=np.float64),
+            warmup_divergences=np.asarray(trace.warmup_divergences, dtype=np.int64),
+            chain_mode=chain_mode, chain_start=np.asarray(chain_start, dtype=np.int64), modes=modes,
+            fit_params={n: float(fit.params[n]) for n in fit.names}, optima=list(optima),
+            wave=np.asarray(wave, dtype=np.float64), flux=np.asarray(flux, dtype=np.float64),
+            ivar=np.asarray(ivar, dtype=np.float64),
+            model_median=np.median(draws, axis=0),
+            model_band=np.percentile(draws, [2.5, 16, 84, 97.5], axis=0),
+            predictive_band=np.percentile(noisy, [2.5, 97.5], axis=0), model_1=c1, model_2=c2, continuum=cont,
+            prior=tuple(sampler.prior.describe()),
+            settings={"num_warmup": s.num_warmup, "num_samples": s.num_samples, "num_chains": n_chain,
+                      "chain_method": chain_method, "target_accept_prob": s.target_accept_prob,
+                      "max_tree_depth": s.max_tree_depth, "continuum": s.continuum,
+                      "dense_mass": s.dense_mass,
+                      "seed": int(seed), "ref_wave": float(sampler.bm.ref_wave)},
+            timing=dict(timing),
+        )
+
+    # ---------------------------------------------------------------- shape
+    @property
+    def num_chains(self) -> int:
+        return int(self.log_density.shape[0])
+
+    @property
+    def num_draws(self) -> int:
+        return int(self.log_density.shape[1])
+
+    def __repr__(self) -> str:
+        return (f"BinaryPosterior({self.num_chains} chains x {self.num_draws} draws, "
+                f"{len(self.modes)} mode(s), flag={self.flag} [{self.flag_message}])")
+
+    # ---------------------------------------------------------------- diagnostics
+    @property
+    def multimodal(self) -> bool:
+        """True when chains sampled more than one mode (see :attr:`modes`)."""
+        return len(self.modes) > 1
+
+    def mode_samples(self, k: int = 0) -> dict:
+        """Draws of mode ``k`` only: ``{name: (chains in the mode, draws)}``."""
+        ch = self.modes[k]["chains"]
+        return {n: v[ch] for n, v in self.samples.items()}
+
+    def diagnostics(self) -> dict:
+        """Per parameter: r_hat and ESS over all chains and within the main mode (mode 0).
+
+        Returns:
+            ``{name: {"r_hat", "ess_bulk", "ess_tail", "r_hat_mode", "ess_bulk_mode", "ess_tail_mode"}}``.
+        """
+        out = {}
+        main = self.modes[0]["chains"]
+        for n in self.names:
+            x = self.samples[n]
+            row = {"r_hat": rhat(x), "ess_bulk": ess_bulk(x), "ess_tail": ess_tail(x)}
+            xm = x[main]
+            row.update(r_hat_mode=rhat(xm) if len(main) > 1 else float("nan"), ess_bulk_mode=ess_bulk(xm),
+                       ess_tail_mode=ess_tail(xm))
+            out[n] = row
+        return out
+
+    @property
+    def flag(self) -> int:
+        """Bit flags (see :data:`FLAGS`; 0 = all well)."""
+        diag = self.diagnostics()
+        flag = 0
+        key = "_mode" if self.multimodal else ""
+        r = [v[f"r_hat{key}"] for v in diag.values()]
+        if np.any(np.array(r) > RHAT_MAX):
+            flag |= FLAGS["r_hat"]
+        ess = [min(v[f"ess_bulk{key}"], v[f"ess_tail{key}"]) for v in diag.values()]
+        if np.any(np.array(ess) < ESS_MIN):
+            flag |= FLAGS["low_ess"]
+        if self.diverging.mean() > DIVERGENCE_MAX:
+            flag |= FLAGS["divergences"]
+        if np.mean(self.tree_depth >= self.settings.get("max_tree_depth", 99)) > 0.05:
+            flag |= FLAGS["tree_depth"]
+        if self.multimodal:
+            flag |= FLAGS["multimodal"]
+        return flag
+
+    @property
+    def flag_message(self) -> str:
+        f = self.flag
+        return ", ".join(k.replace("_", " ") for k, b in FLAGS.items() if f & b) or "ok"
+
+    @property
+    def converged(self) -> bool:
+        """No r_hat, ESS or divergence flag (a multimodal posterior can be converged within its modes)."""
+        return not (self.flag & _FAILURE)
+
+    # ---------------------------------------------------------------- tables
+    def quantiles(self, q=(0.025, 0.16, 0.5, 0.84, 0.975)) -> dict:
+        """``{name: array of quantiles}`` over all draws."""
+        return {n: np.quantile(self.samples[n], q) for n in self.names}
+
+    def interval(self, name: str, level: float = 0.68) -> tuple[float, float]:
+        """Central credible interval of one parameter (all chains pooled)."""
+        a = 0.5 * (1.0 - level)
+        lo, hi = np.quantile(self.samples[name], [a, 1.0 - a])
+        return float(lo), float(hi)
+
+    def summary(self) -> str:
+        """Table: mean, sd, 2.5/16/50/84/97.5 % quantiles, bulk and tail ESS, r_hat (within the main
+        mode too when multimodal), then divergences, step size, tree depth, modes and flags."""
+        diag = self.diagnostics()
+        mm = self.multimodal
+        head = (f"{'parameter':11s} {'mean':>10s} {'sd':>9s} {'2.5%':>10s} {'16%':>10s} {'50%':>10s} "
+                f"{'84%':>10s} {'97.5%':>10s} {'ess_bulk':>8s} {'ess_tail':>8s} {'r_hat':>6s}")
+        lines = [head + (f" {'r_hat_mode0':>11s}" if mm else "") + "  unit"]
+        for n, u in zip(self.names, self.units, strict=True):
+            x = self.samples[n]
+            q = np.quantile(x, [0.025, 0.16, 0.5, 0.84, 0.975])
+            d = diag[n]
+            row = (f"{n:11s} {x.mean():10.4g} {x.std():9.3g} " + " ".join(f"{v:10.4g}" for v in q)
+                   + f" {d['ess_bulk']:8.0f} {d['ess_tail']:8.0f} {d['r_hat']:6.3f}")
+            lines.append(row + (f" {d['r_hat_mode']:11.3f}" if mm else "") + f"  {u}")
+        n_div = int(self.diverging.sum())
+        steps = ", ".join(f"{s:.3g}" for s in self.step_size)
+        method = self.settings.get("chain_method")
+        lines.append(f"{self.num_chains} chains x {self.num_draws} draws ({method}); "
+                     f"divergences {n_div} ({n_div / self.diverging.size:.1%}) + "
+                     f"{int(self.warmup_divergences.sum())} in warmup; step size {steps}; tree depth mean "
+                     f"{self.tree_depth.mean():.1f}, max {int(self.tree_depth.max())}; "
+                     f"continuum {self.settings.get('continuum')}")
+        if mm:
+            lines.append(f"MULTIMODAL: {len(self.modes)} modes (chains that disagree are not averaged; "
+                         "r_hat over all chains measures the disagreement)")
+            for k, m in enumerate(self.modes):
+                med = ", ".join(f"{n} {m['medians'][n]:.4g}" for n in MODE_KEYS if n in m["medians"])
+                lines.append(f"  mode {k}: chains {m['chains']}, weight {m['weight']:.3f} (Laplace), {med}")
+        if self.fixed:
+            lines.append("fixed: " + ", ".join(f"{k} = {v:g}" for k, v in self.fixed.items()))
+        lines.append(f"flux_ratio is defined at {self.settings.get('ref_wave', float('nan')):.1f} A")
+        flag = self.flag
+        lines.append(("NOT CONVERGED: " if flag & _FAILURE else "flags: ") + self.flag_message
+                     + f" (r_hat <= {RHAT_MAX}, ESS >= {ESS_MIN:g}, divergences <= {DIVERGENCE_MAX:.0%})")
+        return "\n".join(lines)
+
+    # ---------------------------------------------------------------- output (see io.py, plot.py)
+    def to_arviz(self):
+        """An ``arviz.InferenceData`` (posterior, sample_stats, observed_data); needs arviz."""
+        from jaxspec.infer.io import to_arviz
+
+        return to_arviz(self)
+
+    def save(self, path) -> None:
+        """Write to HDF5 (``.h5``/``.hdf5``; h5py) or netCDF (``.nc``; arviz's InferenceData with the rest
+        as attributes). :meth:`load` reads either back."""
+        from jaxspec.infer.io import save
+
+        save(self, path)
+
+    @classmethod
+    def load(cls, path) -> BinaryPosterior:
+        """Read a posterior written by :meth:`save`."""
+        from jaxspec.infer.io import load
+
+        return load(path)
+
+    def plot_corner(self, path=None, *, truths=None, names=None, mode=None, **kwargs):
+        """Corner plot (``corner`` package); see :func:`jaxspec.infer.plot.plot_corner`."""
+        from jaxspec.infer.plot import plot_corner
+
+        return plot_corner(self, path, truths=truths, names=names, mode=mode, **kwargs)
+
+    def plot_fit(self, path=None):
+        """Data, posterior-median model, both stars, model and predictive bands, residuals."""
+        from jaxspec.infer.plot import plot_fit
+
+        return plot_fit(self, path)

@@ -1,0 +1,347 @@
+"""``sample_binary`` and ``sample_binary_batch``: NUTS posteriors of SB2 parameters.
+
+Per spectrum: a fit (:func:`jaxspec.fit_binary`, unless one is given) starts
+the chains at its best solution and its distinct local optima, and its
+covariance is the initial inverse mass matrix (:mod:`jaxspec.infer.init`);
+NumPyro's NUTS then samples the posterior of :mod:`jaxspec.infer.model` in
+the prior windows' unconstrained space (:mod:`jaxspec.infer.kernel`).
+Samplers are cached per (fitter, prior, settings), so many spectra on one
+grid compile once.
+
+Chain methods (``chain_method=``): ``"vectorized"``, ``"sequential"``,
+``"parallel"`` (pmap over devices) and ``"threads"`` (the chains split into
+groups, one per usable CPU core, each group vectorized, the groups run in
+Python threads; JAX releases the GIL while they run). ``"auto"`` picks
+``"parallel"`` when ``jax.local_device_count() >= num_chains``, else
+``"threads"`` on a CPU with two or more usable cores, else ``"vectorized"``:
+on the 2-core CPU XLA runs each of these small programs on one core, so a
+second group uses the idle one.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import time
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+
+from jaxspec.fit.binary import _get_fitter, _options, fit_binary, fit_binary_batch, prepare_spectrum
+from jaxspec.fit.continuum import solve_continuum
+from jaxspec.infer.init import initial_state
+from jaxspec.infer.kernel import CHAIN_METHODS, make_runner
+from jaxspec.infer.model import CONTINUUM_MODES, log_likelihood, make_prior
+from jaxspec.infer.posterior import BinaryPosterior
+
+__all__ = ["sample_binary", "sample_binary_batch"]
+
+_SAMPLERS: dict = {}
+_MAX_SAMPLERS = 8
+
+
+@dataclasses.dataclass(frozen=True)
+class _Settings:
+    num_warmup: int
+    num_samples: int
+    dense_mass: bool
+    target_accept_prob: float
+    max_tree_depth: int
+    continuum: str
+
+
+class _Sampler:
+    """Compiled pieces for one (fitter, prior, settings): the runner per chain method and group size."""
+
+    def __init__(self, fitter, prior, settings: _Settings):
+        self.fitter, self.prior, self.settings = fitter, prior, settings
+        self.bm = fitter.bm
+        self.dtype = fitter.dtype
+        self.design = jnp.asarray(fitter.design_np, self.dtype)
+        self._runs = {}
+        self.log_density = jax.jit(self._log_density)
+        self._predict = jax.jit(jax.vmap(self._predict_one, in_axes=(0, None, None)))
+        self._components = jax.jit(self._components_one)
+
+    def _log_density(self, z, flux, ivar):
+        def loglike(theta):
+            return log_likelihood(self.bm, self.design, theta, flux, ivar, continuum=self.settings.continuum)
+
+        return self.prior.log_density(z, loglike)
+
+    def runner(self, method: str, batched: bool):
+        key = (method, batched)
+        if key not in self._runs:
+            s = self.settings
+            run = make_runner(self._log_density, num_warmup=s.num_warmup, num_samples=s.num_samples,
+                              dense_mass=s.dense_mass, target_accept_prob=s.target_accept_prob,
+                              max_tree_depth=s.max_tree_depth, chain_method=method)
+            if batched:
+                run = jax.vmap(run, in_axes=(0, 0, 0, 0, 0, 0))
+            self._runs[key] = run if method == "parallel" else jax.jit(run)
+        return self._runs[key]
+
+    def _predict_one(self, z, flux, ivar):
+        theta = self.prior.spec.from_unconstrained(z)
+        m = self.bm.flux(theta)
+        cont, _ = solve_continuum(m, flux, ivar, self.design)
+        return m * cont
+
+    def _components_one(self, theta, flux, ivar):
+        m = self.bm.flux(theta)
+        cont, _ = solve_continuum(m, flux, ivar, self.design)
+        c1, c2 = self.bm.contributions(theta)
+        return c1 * cont, c2 * cont, cont
+
+
+def _get_sampler(fitter, prior, settings):
+    key = (id(fitter), prior.spec, tuple((k, id(v)) for k, v in prior.densities.items()), settings)
+    s = _SAMPLERS.get(key)
+    if s is None or s.fitter is not fitter:
+        if len(_SAMPLERS) >= _MAX_SAMPLERS:
+            _SAMPLERS.pop(next(iter(_SAMPLERS)))
+        s = _Sampler(fitter, prior, settings)
+        _SAMPLERS[key] = s
+    return s
+
+
+def _choose_method(chain_method, num_chains):
+    if chain_method != "auto":
+        if chain_method not in (*CHAIN_METHODS, "threads"):
+            raise ValueError(f"chain_method must be 'auto', 'threads' or one of {CHAIN_METHODS}, "
+                             f"got {chain_method!r}")
+        if chain_method == "parallel" and jax.local_device_count() < num_chains:
+            raise ValueError(f"chain_method='parallel' needs {num_chains} devices, JAX sees "
+                             f"{jax.local_device_count()} (on a CPU set XLA_FLAGS="
+                             f"--xla_force_host_platform_device_count={num_chains} before importing JAX)")
+        return chain_method
+    if num_chains > 1 and jax.local_device_count() >= num_chains:
+        return "parallel"
+    if jax.default_backend() == "cpu" and num_chains > 1:
+        from jaxspec._machine import usable_cores
+
+        if usable_cores() >= 2:
+            return "threads"
+    return "vectorized"
+
+
+def _check_settings(num_warmup, num_samples, num_chains, continuum, target_accept_prob, max_tree_depth):
+    if int(num_chains) < 1:
+        raise ValueError(f"num_chains must be >= 1, got {num_chains}")
+    if int(num_samples) < 4:
+        raise ValueError(f"num_samples must be >= 4, got {num_samples}")
+    if int(num_warmup) < 0:
+        raise ValueError(f"num_warmup must be >= 0, got {num_warmup}")
+    if continuum not in CONTINUUM_MODES:
+        raise ValueError(f"continuum must be one of {CONTINUUM_MODES}, got {continuum!r}")
+    if not 0.0 < float(target_accept_prob) < 1.0:
+        raise ValueError(f"target_accept_prob must lie in (0, 1), got {target_accept_prob}")
+    if not 1 <= int(max_tree_depth) <= 15:
+        raise ValueError(f"max_tree_depth must be in 1..15, got {max_tree_depth}")
+    return _Settings(int(num_warmup), int(num_samples), True, float(target_accept_prob), int(max_tree_depth),
+                     continuum)
+
+
+def _run_chains(sampler, method, keys, z0, inv_mass, step, flux, ivar):
+    """One spectrum's chains as numpy arrays (see :class:`~jaxspec.infer.kernel.ChainTrace`)."""
+    dt = sampler.dtype
+    args = [jnp.asarray(a, dt) for a in (z0, inv_mass, step)]
+    d, w = jnp.asarray(flux, dt), jnp.asarray(ivar, dt)
+    if method != "threads":
+        out = sampler.runner(method, False)(keys, *args, d, w)
+        return jax.tree_util.tree_map(np.asarray, jax.device_get(out))
+    from concurrent.futures import ThreadPoolExecutor
+
+    from jaxspec._machine import usable_cores
+
+    n = len(keys)
+    groups = max(1, min(usable_cores(), n))
+    while n % groups:
+        groups -= 1
+    size = n // groups
+    run = sampler.runner("vectorized", False)
+
+    def work(g):
+        sl = slice(g * size, (g + 1) * size)
+        return jax.device_get(run(keys[sl], *(a[sl] for a in args), d, w))
+
+    with ThreadPoolExecutor(max_workers=groups) as pool:
+        parts = list(pool.map(work, range(groups)))
+    return jax.tree_util.tree_map(lambda *xs: np.concatenate([np.asarray(x) for x in xs]), *parts)
+
+
+def _starts(sampler, fit, prior, num_chains, rng, chi2_margin, flux, ivar):
+    z0, inv_mass, optima, which = initial_state(fit, prior, num_chains, rng, chi2_margin=chi2_margin)
+    lp = np.array([float(sampler.log_density(jnp.asarray(z, sampler.dtype), flux, ivar)) for z in z0])
+    if not np.all(np.isfinite(lp)):
+        z_best, *_ = initial_state(fit, prior, 1, rng, chi2_margin=chi2_margin, jitter=0.0)
+        z0 = np.where(np.isfinite(lp)[:, None], z0, z_best[0])
+        if not np.isfinite(float(sampler.log_density(jnp.asarray(z_best[0], sampler.dtype), flux, ivar))):
+            raise ValueError("the posterior density is not finite at the fit's solution; check the data "
+                             "(flux, errors) and that the fit succeeded (fit.flag)")
+    inv = np.broadcast_to(inv_mass, (num_chains, *inv_mass.shape)).copy()
+    return z0, inv, optima, which
+
+
+_DOC_ARGS = """
+        model: spectral model (default :func:`jaxspec.default_model`).
+        resolution: instrument resolving power (a number or one value per pixel).
+        priors: overrides of the default uniform priors, ``{name: (low, high)}``
+            or ``{name: numpyro Distribution}`` (see :func:`jaxspec.infer.model.make_prior`).
+        error_scale: also sample a factor on the errors (prior uniform in [0.5, 5]).
+        continuum: ``"marginal"`` (integrated out analytically; default) or
+            ``"profile"`` (best continuum at each point).
+        num_warmup, num_samples, num_chains: NUTS iterations and chains.
+        chain_method: ``"auto"``, ``"vectorized"``, ``"sequential"``,
+            ``"parallel"`` or ``"threads"`` (module docstring).
+        target_accept_prob, max_tree_depth: NUTS settings.
+        chi2_margin: local optima of the fit within this chi-square of the best
+            start chains of their own.
+        seed: random seed (chain starts and NUTS).
+        n_predictive: posterior draws used for the model band of :meth:`plot_fit`.
+        unnormalized, **options: as :func:`jaxspec.fit_binary` (flux-ratio
+            mode, shared and fixed parameters, continuum degree, rv range...);
+            the sampler uses the same model."""
+
+
+def sample_binary(flux, wave, err=None, ivar=None, model=None, fit=None, *, resolution=None, priors=None,
+                  error_scale: bool = False, continuum: str = "marginal", num_warmup: int = 300,
+                  num_samples: int = 400, num_chains: int = 4, chain_method: str = "auto",
+                  target_accept_prob: float = 0.8, max_tree_depth: int = 8, chi2_margin: float = 9.0,
+                  seed: int = 0, n_predictive: int = 100, unnormalized=None, **options) -> BinaryPosterior:
+    """Posterior of a binary's parameters for one spectrum by NUTS.
+
+    Args:
+        flux: (P,) observed flux; wave: (P,) vacuum wavelengths [A];
+            err / ivar: (P,) 1-sigma errors or inverse variances.
+        fit: a :class:`~jaxspec.fit.BinaryFit` of this spectrum with the same
+            model and options (default: :func:`jaxspec.fit_binary` is run).""" + _DOC_ARGS + """
+
+    Returns:
+        :class:`~jaxspec.infer.BinaryPosterior`.
+
+    Raises:
+        ValueError: bad shapes or data (as :func:`jaxspec.fit_binary`), a
+            ``fit`` of another model or a batch, bad priors or settings, a
+            posterior density that is not finite at the fit's solution.
+    """
+    if model is None:
+        from jaxspec.emulator.default import default_model
+
+        model = default_model()
+    settings = _check_settings(num_warmup, num_samples, num_chains, continuum, target_accept_prob,
+                               max_tree_depth)
+    flux, wave, ivar = prepare_spectrum(flux, wave, err, ivar)
+    if flux.ndim != 1:
+        raise ValueError(f"sample_binary samples one spectrum, shape (P,); got {flux.shape}: "
+                         "use sample_binary_batch")
+    t0 = time.perf_counter()
+    fitter = _get_fitter(model, wave, resolution, _options(model, **options), unnormalized)
+    if fit is None:
+        fit = fit_binary(flux, wave, ivar=ivar, model=model, resolution=resolution, unnormalized=unnormalized,
+                         **options)
+    _check_fit(fit, fitter, batched=False)
+    t_fit = time.perf_counter() - t0
+    prior = make_prior(fitter.bm.spec, priors, error_scale=error_scale)
+    sampler = _get_sampler(fitter, prior, settings)
+    method = _choose_method(chain_method, num_chains)
+    rng = np.random.default_rng(seed)
+    d, w = jnp.asarray(flux, sampler.dtype), jnp.asarray(ivar, sampler.dtype)
+    z0, inv, optima, which = _starts(sampler, fit, prior, num_chains, rng, chi2_margin, d, w)
+    keys = jax.random.split(jax.random.key(seed), num_chains)
+    t1 = time.perf_counter()
+    trace = _run_chains(sampler, method, keys, z0, inv, np.full(num_chains, 0.5), flux, ivar)
+    t_sample = time.perf_counter() - t1
+    return BinaryPosterior.build(sampler, trace, fit=fit, wave=wave, flux=flux, ivar=ivar, optima=optima,
+                                 chain_start=which, chain_method=method, seed=seed, n_predictive=n_predictive,
+                                 timing={"fit_s": t_fit, "sample_s": t_sample})
+
+
+def _check_fit(fit, fitter, *, batched):
+    if bool(fit.batched) != batched:
+        raise ValueError("fits must be a batch BinaryFit from fit_binary_batch" if batched else
+                         "fit must be a single-spectrum BinaryFit (index a batch result: fit[i])")
+    spec = fitter.bm.spec
+    if tuple(fit.names) != spec.names or tuple(fit.free) != spec.free:
+        raise ValueError(f"fit has parameters {fit.names} (free {fit.free}) but the model with these options "
+                         f"has {spec.names} (free {spec.free}); pass the options used for the fit")
+
+
+def sample_binary_batch(flux, wave, err=None, ivar=None, model=None, fits=None, *, resolution=None,
+                        priors=None, error_scale: bool = False, continuum: str = "marginal",
+                        num_warmup: int = 300, num_samples: int = 400, num_chains: int = 4,
+                        chain_method: str = "vectorized", chunk_size: int = 16,
+                        target_accept_prob: float = 0.8, max_tree_depth: int = 8, chi2_margin: float = 9.0,
+                        seed: int = 0, n_predictive: int = 100, unnormalized=None,
+                        **options) -> list[BinaryPosterior]:
+    """Posteriors of many spectra on one grid: one compiled program ``vmap``-ped over spectra.
+
+    Spectra go ``chunk_size`` at a time (the last chunk padded with copies),
+    so a long run compiles once. Every posterior carries its own diagnostics
+    (r_hat, ESS, divergences, modes, flags).
+
+    Args:
+        flux: (N, P) observed flux; wave: (P,); err / ivar: (N, P).
+        fits: a batch :class:`~jaxspec.fit.BinaryFit` of these spectra (default:
+            :func:`jaxspec.fit_binary_batch` is run).
+        chain_method: ``"vectorized"`` or ``"sequential"`` (chains within each spectrum).
+        chunk_size: spectra per compiled call.""" + _DOC_ARGS + """
+
+    Returns:
+        A list of N :class:`~jaxspec.infer.BinaryPosterior`; each one's
+        ``timing["sample_s"]`` is its chunk's wall time divided by the chunk's spectra.
+
+    Raises:
+        ValueError: as :func:`sample_binary`, and flux not (N, P).
+    """
+    if model is None:
+        from jaxspec.emulator.default import default_model
+
+        model = default_model()
+    settings = _check_settings(num_warmup, num_samples, num_chains, continuum, target_accept_prob,
+                               max_tree_depth)
+    if chain_method not in ("vectorized", "sequential"):
+        raise ValueError(f"sample_binary_batch runs chains 'vectorized' or 'sequential', "
+                         f"got {chain_method!r}")
+    if int(chunk_size) < 1:
+        raise ValueError(f"chunk_size must be >= 1, got {chunk_size}")
+    flux, wave, ivar = prepare_spectrum(flux, wave, err, ivar)
+    if flux.ndim != 2:
+        raise ValueError(f"sample_binary_batch needs an (N, P) stack, got shape {flux.shape}")
+    n = flux.shape[0]
+    t0 = time.perf_counter()
+    fitter = _get_fitter(model, wave, resolution, _options(model, **options), unnormalized)
+    if fits is None:
+        fits = fit_binary_batch(flux, wave, ivar=ivar, model=model, resolution=resolution,
+                                unnormalized=unnormalized, **options)
+    _check_fit(fits, fitter, batched=True)
+    if len(fits) != n:
+        raise ValueError(f"fits has {len(fits)} spectra, flux {n}")
+    t_fit = (time.perf_counter() - t0) / n
+    prior = make_prior(fitter.bm.spec, priors, error_scale=error_scale)
+    sampler = _get_sampler(fitter, prior, settings)
+    run = sampler.runner(chain_method, True)
+    rng = np.random.default_rng(seed)
+    starts = []
+    for i in range(n):
+        d, w = jnp.asarray(flux[i], sampler.dtype), jnp.asarray(ivar[i], sampler.dtype)
+        starts.append(_starts(sampler, fits[i], prior, num_chains, rng, chi2_margin, d, w))
+    keys = jax.random.split(jax.random.key(seed), n * num_chains).reshape(n, num_chains)
+    chunk = max(1, min(int(chunk_size), n))
+    out = []
+    for a in range(0, n, chunk):
+        idx = np.minimum(np.arange(a, a + chunk), n - 1)
+        z0, inv = (jnp.asarray(np.stack([starts[i][k] for i in idx]), sampler.dtype) for k in (0, 1))
+        args = (keys[idx], z0, inv,
+                jnp.full((chunk, num_chains), 0.5, sampler.dtype), jnp.asarray(flux[idx], sampler.dtype),
+                jnp.asarray(ivar[idx], sampler.dtype))
+        t1 = time.perf_counter()
+        trace = jax.tree_util.tree_map(np.asarray, jax.device_get(run(*args)))
+        per = (time.perf_counter() - t1) / len(range(a, min(a + chunk, n)))
+        for j, i in enumerate(range(a, min(a + chunk, n))):
+            tr = type(trace)(*(x[j] for x in trace))
+            out.append(BinaryPosterior.build(
+                sampler, tr, fit=fits[i], wave=wave, flux=flux[i], ivar=ivar[i], optima=starts[i][2],
+                chain_start=starts[i][3], chain_method=chain_method, seed=seed, n_predictive=n_predictive,
+                timing={"fit_s": t_fit, "sample_s": per}))
+    return out
