@@ -26,7 +26,7 @@ Scale-out: ``workers > 1`` starts a Dask ``LocalCluster`` of that many
 processes; ``scheduler=`` connects to an existing Dask scheduler (e.g. one
 started by dask-jobqueue on a SLURM cluster). Each worker loads the model
 once and fits its chunks with :func:`jaxspec.fit_binary_batch`; on a worker
-with several accelerators ``devices="all"`` also shards each batch over them.
+with several accelerators each batch is also sharded over them (``devices="auto"``).
 Workers read their chunks themselves, so inputs and the work directory must
 be on a file system they all see.
 """
@@ -388,7 +388,7 @@ def run_survey(
     progress: bool | None = None,
     batch_size: int | None = None,
     threads: int | None = None,
-    devices=None,
+    devices="auto",
     unnormalized=None,
     bic_threshold: float | None = None,
     read_options: dict | None = None,
@@ -424,7 +424,8 @@ def run_survey(
             when stderr is a terminal).
         batch_size, threads, devices: passed to
             :func:`jaxspec.fit_binary_batch` as ``chunk_size``, ``threads`` and
-            ``devices`` (defaults suit the backend; with several workers on one
+            ``devices`` (defaults suit the backend: chunks sharded over several
+            accelerators, ``devices="auto"``; with several workers on one
             machine each worker gets ``cores // workers`` threads).
         unnormalized: unnormalized model for ``flux_ratio_mode="model"``
             (same forms as ``model``).

@@ -704,9 +704,13 @@ def fit_binary_batch(
         progress: show a tqdm progress bar.
         devices: JAX devices to shard each chunk over along the spectrum axis
             (``jax.sharding``), e.g. ``jax.devices()`` on a machine with several
-            GPUs; ``"all"`` means every local device. Default None: no sharding
-            (one device). The chunk size is rounded up to a multiple of the
-            device count; results equal those of the unsharded run.""" + _FIT_DOC_OPTIONS + """
+            GPUs; ``"all"`` means every local device; ``"auto"`` every local
+            device when there are several accelerators (on a CPU, only with
+            ``chunk_size > 1``). Default None: no sharding (one device). The
+            chunk size is rounded up to a multiple of the device count; each
+            device then runs the program of an unsharded run with
+            ``chunk_size / n_devices``, and the results are bit-identical to
+            that run's.""" + _FIT_DOC_OPTIONS + """
 
     Returns:
         A batch :class:`~jaxspec.fit.result.BinaryFit` (fields with a leading N
@@ -745,9 +749,12 @@ def fit_binary_batch(
     opts = _options(model, **options)
     fitter = _get_fitter(model, wave, resolution, opts, unnormalized)
     if isinstance(devices, str):
-        if devices != "all":
-            raise ValueError(f"devices must be a list of JAX devices, None or 'all', got {devices!r}")
-        devices = jax.local_devices()
+        if devices not in ("all", "auto"):
+            raise ValueError(f"devices must be a list of JAX devices, None, 'all' or 'auto', "
+                             f"got {devices!r}")
+        mode, devices = devices, jax.local_devices()
+        if mode == "auto" and (len(devices) < 2 or (devices[0].platform == "cpu" and chunk_size == 1)):
+            devices = None  # one device, or CPU "devices" that one spectrum per call cannot use
     raw = fitter.run(get_chunk, n, chunk_size=chunk_size, return_model=return_model, progress=progress,
                      threads=threads, devices=None if devices is None else list(devices))
     return fitter.result(raw, bic_threshold=bic_threshold, batched=True)
