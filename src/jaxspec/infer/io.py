@@ -3,8 +3,8 @@
 HDF5 (``.h5``, ``.hdf5``; h5py): every array field as a dataset, draws under
 ``samples/<name>``, dicts and lists as JSON attributes. netCDF (``.nc``):
 ArviZ's ``InferenceData.to_netcdf`` (posterior, sample_stats,
-observed_data), with the other fields in a ``jaxspec`` group as JSON and
-arrays. Both read back to an equal object with :func:`load`.
+observed_data) plus a ``jaxspec`` group holding the other arrays, with the
+remaining fields as a JSON attribute. Both read back to an equal object with :func:`load`.
 """
 
 from __future__ import annotations
@@ -81,15 +81,18 @@ def save(post, path) -> None:
                 g.create_dataset(n, data=np.asarray(v))
         return
     if path.suffix == ".nc":
-        idata = to_arviz(post)
-        idata.to_netcdf(str(path))
-        import h5py  # netCDF4 files are HDF5: add our fields as a group
+        import warnings
 
-        with h5py.File(path, "a") as f:
-            g = f.create_group("jaxspec")
-            g.attrs["jaxspec_posterior"] = _meta(post)
-            for k in _ARRAYS:
-                g.create_dataset(k, data=np.asarray(getattr(post, k)))
+        import xarray as xr
+
+        idata = to_arviz(post)
+        arrays = {k: np.asarray(getattr(post, k)) for k in _ARRAYS}
+        ds = xr.Dataset({k: (tuple(f"{k}_dim_{i}" for i in range(a.ndim)), a) for k, a in arrays.items()},
+                        attrs={"jaxspec_posterior": _meta(post)})
+        with warnings.catch_warnings():  # "jaxspec" is not one of ArviZ's standard group names
+            warnings.simplefilter("ignore")
+            idata.add_groups({"jaxspec": ds})
+        idata.to_netcdf(str(path))
         return
     raise ValueError(f"unknown file type {path.suffix!r}: use .h5, .hdf5 or .nc")
 
@@ -100,26 +103,30 @@ def load(path):
     Raises:
         ValueError: not a jaxspec posterior file or an unknown suffix.
     """
-    import h5py
-
     from jaxspec.infer.posterior import BinaryPosterior
 
     path = Path(path)
-    if path.suffix not in (".h5", ".hdf5", ".nc"):
-        raise ValueError(f"unknown file type {path.suffix!r}: use .h5, .hdf5 or .nc")
-    with h5py.File(path, "r") as f:
-        g = f if path.suffix != ".nc" else f.get("jaxspec")
-        if g is None or "jaxspec_posterior" not in g.attrs:
-            raise ValueError(f"{path} is not a posterior written by BinaryPosterior.save")
-        meta = json.loads(g.attrs["jaxspec_posterior"])
-        fields = {k: np.asarray(g[k][()]) for k in _ARRAYS}
-        if path.suffix != ".nc":
+    if path.suffix in (".h5", ".hdf5"):
+        import h5py
+
+        with h5py.File(path, "r") as f:
+            if "jaxspec_posterior" not in f.attrs:
+                raise ValueError(f"{path} is not a posterior written by BinaryPosterior.save")
+            meta = json.loads(f.attrs["jaxspec_posterior"])
+            fields = {k: np.asarray(f[k][()]) for k in _ARRAYS}
             samples = {n: np.asarray(f["samples"][n][()]) for n in meta["names"]}
-    if path.suffix == ".nc":
+    elif path.suffix == ".nc":
         import arviz as az
 
         idata = az.from_netcdf(str(path))
+        g = getattr(idata, "jaxspec", None)
+        if g is None or "jaxspec_posterior" not in g.attrs:
+            raise ValueError(f"{path} is not a posterior written by BinaryPosterior.save")
+        meta = json.loads(g.attrs["jaxspec_posterior"])
+        fields = {k: np.asarray(g[k].values) for k in _ARRAYS}
         samples = {n: np.asarray(idata.posterior[n].values) for n in meta["names"]}
+    else:
+        raise ValueError(f"unknown file type {path.suffix!r}: use .h5, .hdf5 or .nc")
     meta.pop("format_version", None)
     meta["names"], meta["units"], meta["prior"] = (tuple(meta[k]) for k in ("names", "units", "prior"))
     kwargs = {f.name: None for f in dataclasses.fields(BinaryPosterior)}

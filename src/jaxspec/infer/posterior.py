@@ -12,6 +12,7 @@ sampling failure).
 from __future__ import annotations
 
 import dataclasses
+import functools
 
 import numpy as np
 
@@ -192,6 +193,10 @@ class BinaryPosterior:
         Returns:
             ``{name: {"r_hat", "ess_bulk", "ess_tail", "r_hat_mode", "ess_bulk_mode", "ess_tail_mode"}}``.
         """
+        return {n: dict(v) for n, v in self._diagnostics.items()}
+
+    @functools.cached_property
+    def _diagnostics(self) -> dict:
         out = {}
         main = self.modes[0]["chains"]
         for n in self.names:
@@ -206,7 +211,7 @@ class BinaryPosterior:
     @property
     def flag(self) -> int:
         """Bit flags (see :data:`FLAGS`; 0 = all well)."""
-        diag = self.diagnostics()
+        diag = self._diagnostics
         flag = 0
         key = "_mode" if self.multimodal else ""
         r = [v[f"r_hat{key}"] for v in diag.values()]

@@ -1,0 +1,221 @@
+"""Calibration of sample_binary_batch: do the credible intervals cover the truth as often as they claim?
+
+Truths are drawn from the sampler's own prior, spectra simulated with noise,
+and posteriors sampled; for a calibrated sampler the central 68 % (95 %)
+interval of each parameter covers the truth in 68 % (95 %) of cases, up to
+binomial scatter. Acceptance (issue 5): coverage 60-76 % and 90-98 % for
+teff_1, teff_2, logg_1, feh, rv_1, rv_2, flux_ratio, vsini_1 over >= 100
+binaries; r_hat < 1.01 and bulk ESS >= 400 for >= 95 % of the posteriors.
+
+Two models:
+
+* ``--model default``: the bundled default emulator, 4990-5310 A at 0.2 A,
+  R = 7,500, S/N 30 (as ``bench_recovery.py`` but S/N 30); the prior (and
+  the truths): labels uniform in the emulator's box, rv_1, rv_2 uniform in
+  +-100 km/s, vsini uniform in 0-40 km/s, flux_ratio uniform in 0.2-1.
+* ``--model toy``: a small analytic line model (:func:`toy_model`, 40
+  Gaussian lines on 5000-5080 A whose depths depend linearly on teff, logg
+  and feh), no LSF, S/N 30; the same prior shape. It costs about a hundredth
+  of the emulator per evaluation: the in-suite test runs it.
+
+Writes JSON to ``benchmarks/results/calibration_<model>.json`` and prints the table.
+
+    python benchmarks/bench_calibration.py --model default --n 100   # hours on a 2-core CPU
+    python benchmarks/bench_calibration.py --model toy --n 12
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import platform
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+
+ROOT = Path(__file__).resolve().parents[1]
+RESULTS = ROOT / "benchmarks" / "results"
+PARAMS = ("teff_1", "teff_2", "logg_1", "feh", "rv_1", "rv_2", "flux_ratio", "vsini_1")
+TARGET = {0.68: (0.60, 0.76), 0.95: (0.90, 0.98)}
+RV_MAX, VSINI_MAX, Q_MIN = 100.0, 40.0, 0.2
+
+
+class ToyModel:
+    """40 Gaussian absorption lines (rest width 8 km/s) on 5000-5080 A, 3 km/s pixels.
+
+    Line depth ``d_j = sigmoid(a_j + b_j t + c_j g + e_j f)`` with t, g, f the
+    scaled labels: lines of different sensitivity, so teff, logg and feh are
+    all measurable. Labels: teff 4500-6500 K, logg 3.5-5.0, feh -1.0-0.3.
+    """
+
+    label_names = ("teff", "logg", "feh")
+
+    def __init__(self, seed: int = 7):
+        from jaxspec.physics.constants import C_KMS
+
+        rng = np.random.default_rng(seed)
+        dln = 3.0 / C_KMS
+        self.wave = np.exp(np.arange(np.log(5000.0), np.log(5080.0), dln))
+        self.label_bounds = np.array([[4500.0, 6500.0], [3.5, 5.0], [-1.0, 0.3]])
+        n = 40
+        self._centre = np.log(rng.uniform(5004.0, 5076.0, n))
+        self._coef = np.stack([rng.uniform(-1.5, 0.5, n), rng.normal(0, 1.2, n), rng.normal(0, 0.8, n),
+                               rng.uniform(0.5, 1.5, n)], axis=1)
+        self._sigma = 8.0 / C_KMS
+
+    def flux(self, labels):
+        import jax
+        import jax.numpy as jnp
+
+        lo, hi = (jnp.asarray(b, labels.dtype) for b in self.label_bounds.T)
+        x = 2.0 * (labels - lo) / (hi - lo) - 1.0
+        c = jnp.asarray(self._coef, labels.dtype)
+        depth = 0.8 * jax.nn.sigmoid(c[:, 0] + c[:, 1] * x[0] + c[:, 2] * x[1] + c[:, 3] * x[2])
+        lnw = jnp.log(jnp.asarray(self.wave, labels.dtype))
+        prof = jnp.exp(-0.5 * ((lnw[:, None] - jnp.asarray(self._centre, labels.dtype)) / self._sigma) ** 2)
+        return 1.0 - prof @ depth
+
+
+def _toy_flatten(m):
+    return (m._centre, m._coef), (m.wave.tobytes(), m.label_bounds.tobytes(), m._sigma)
+
+
+def _toy_unflatten(aux, children):
+    m = object.__new__(ToyModel)
+    m._centre, m._coef = children
+    m.wave = np.frombuffer(aux[0]).copy()
+    m.label_bounds = np.frombuffer(aux[1]).reshape(3, 2).copy()
+    m._sigma = aux[2]
+    return m
+
+
+def _register():
+    import jax
+
+    # A pytree of arrays, as the fitter expects of a spectral model (it passes the leaves to its jitted fit).
+    jax.tree_util.register_pytree_node(ToyModel, _toy_flatten, _toy_unflatten)
+
+
+def toy_model():
+    """The toy spectral model (cached)."""
+    global _TOY
+    try:
+        return _TOY
+    except NameError:
+        _register()
+        _TOY = ToyModel()
+        return _TOY
+
+
+def setup(name):
+    """``(model, wave, resolution, options)`` of a benchmark model."""
+    if name == "default":
+        import jaxspec
+
+        return jaxspec.default_model(), np.arange(4990.0, 5310.0, 0.2), 7500.0, {}
+    if name == "toy":
+        m = toy_model()
+        return m, m.wave[30:-30], None, {"rv_range": 150.0}
+    raise ValueError(f"unknown model {name!r}")
+
+
+def priors():
+    """The prior of the calibration (and of its truths)."""
+    return {"rv_1": (-RV_MAX, RV_MAX), "rv_2": (-RV_MAX, RV_MAX), "vsini_1": (0.0, VSINI_MAX),
+            "vsini_2": (0.0, VSINI_MAX), "flux_ratio": (Q_MIN, 1.0)}
+
+
+def draw_truths(bm, n, rng):
+    """Truths from the prior: uniform in every window (the spec's box for labels)."""
+    p = priors()
+    out = {}
+    for par in bm.spec.params:
+        lo, hi = p.get(par.name, (par.lower, par.upper))
+        out[par.name] = np.full(n, par.fixed) if par.fixed is not None else rng.uniform(lo, hi, n)
+    return out
+
+
+def coverage(posts, truth, params=PARAMS):
+    """Fraction of cases whose central 68 % and 95 % intervals contain the truth, per parameter."""
+    out = {}
+    for name in params:
+        row = {}
+        for level in (0.68, 0.95):
+            hit = [lo <= truth[name][i] <= hi
+                   for i, p in enumerate(posts) for lo, hi in [p.interval(name, level)]]
+            row[str(level)] = float(np.mean(hit))
+        out[name] = row
+    return out
+
+
+def run(model_name="toy", n=12, seed=0, snr=30.0, num_warmup=300, num_samples=400, chunk_size=16):
+    """Simulate ``n`` binaries from the prior, sample them, and return the result dict and the posteriors."""
+    from jaxspec.fit.binary import _get_fitter, _options
+    from jaxspec.infer import sample_binary_batch
+    from jaxspec.simulate import simulate
+
+    model, wave, resolution, opts = setup(model_name)
+    bm = _get_fitter(model, wave, resolution, _options(model, **opts), None).bm
+    rng = np.random.default_rng(seed)
+    truth = draw_truths(bm, n, rng)
+    flux, err, _ = simulate(bm, truth, rng, snr=snr)
+    t0 = time.perf_counter()
+    posts = sample_binary_batch(flux, wave, err, model=model, resolution=resolution, priors=priors(),
+                                num_warmup=num_warmup, num_samples=num_samples, chunk_size=chunk_size,
+                                seed=seed, **opts)
+    wall = time.perf_counter() - t0
+    cov = coverage(posts, truth)
+    diag = [p.diagnostics() for p in posts]
+    rhat_ok = [all(d[k]["r_hat"] < 1.01 for k in PARAMS) for d in diag]
+    ess_ok = [all(d[k]["ess_bulk"] >= 400 for k in PARAMS) for d in diag]
+    result = {
+        "model": model_name, "n": n, "snr": snr, "seed": seed, "num_warmup": num_warmup,
+        "num_samples": num_samples, "num_chains": 4, "prior": posts[0].prior, "coverage": cov,
+        "target": {str(k): v for k, v in TARGET.items()},
+        "coverage_pass": {k: all(TARGET[lv][0] <= v[str(lv)] <= TARGET[lv][1] for lv in TARGET)
+                          for k, v in cov.items()},
+        "fraction_rhat_lt_1.01": float(np.mean(rhat_ok)), "fraction_ess_bulk_ge_400": float(np.mean(ess_ok)),
+        "fraction_multimodal": float(np.mean([p.multimodal for p in posts])),
+        "divergence_fraction": float(np.mean([p.diverging.mean() for p in posts])),
+        "wall_s": wall, "per_posterior_s": wall / n,
+        "machine": {"python": platform.python_version()},
+    }
+    return result, posts, truth
+
+
+def main(argv=None):
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--model", choices=("default", "toy"), default="default")
+    ap.add_argument("--n", type=int, default=100)
+    ap.add_argument("--seed", type=int, default=0)
+    ap.add_argument("--snr", type=float, default=30.0)
+    ap.add_argument("--num-warmup", type=int, default=300)
+    ap.add_argument("--num-samples", type=int, default=400)
+    ap.add_argument("--chunk-size", type=int, default=16)
+    ap.add_argument("--out", default=None)
+    args = ap.parse_args(argv)
+    import jax
+
+    from jaxspec._machine import cpu_model
+
+    result, _, _ = run(args.model, args.n, args.seed, args.snr, args.num_warmup, args.num_samples,
+                       args.chunk_size)
+    result["machine"].update(cpu=cpu_model(), backend=jax.default_backend(), jax=jax.__version__,
+                             x64=bool(jax.config.jax_enable_x64))
+    print(f"{'parameter':12s} {'68% cover':>10s} {'95% cover':>10s}  pass   (targets 0.60-0.76, 0.90-0.98)")
+    for k, v in result["coverage"].items():
+        print(f"{k:12s} {v['0.68']:10.3f} {v['0.95']:10.3f}  {result['coverage_pass'][k]}")
+    print(f"r_hat < 1.01: {result['fraction_rhat_lt_1.01']:.3f}; bulk ESS >= 400: "
+          f"{result['fraction_ess_bulk_ge_400']:.3f} (targets >= 0.95); multimodal "
+          f"{result['fraction_multimodal']:.3f}; {result['per_posterior_s']:.1f} s per posterior")
+    out = Path(args.out) if args.out else RESULTS / f"calibration_{args.model}.json"
+    out.parent.mkdir(parents=True, exist_ok=True)
+    out.write_text(json.dumps(result, indent=1))
+    print("wrote", out)
+    return result
+
+
+if __name__ == "__main__":
+    sys.exit(0 if main() else 1)

@@ -1,0 +1,122 @@
+"""sample_binary on a toy binary: draws, summary, flags, ArviZ, files, plots, bad input."""
+
+import numpy as np
+import pytest
+
+from tests.infer.conftest import TRUTH, simulate_one
+
+
+def test_draws_are_finite_and_recover_the_truth(toy_post):
+    post, _, _ = toy_post
+    assert post.names == ("teff_1", "logg_1", "teff_2", "logg_2", "feh", "rv_1", "rv_2", "vsini_1", "vsini_2",
+                          "flux_ratio")
+    for n in post.names:
+        x = post.samples[n]
+        assert x.shape == (4, 150) and np.all(np.isfinite(x))
+    for n in ("rv_1", "rv_2", "flux_ratio", "teff_1", "feh"):
+        x = post.samples[n]
+        assert abs(np.median(x) - TRUTH[n]) < 4.0 * x.std() + 1e-9, n
+    lo, hi = post.interval("rv_1", 0.95)
+    assert lo < TRUTH["rv_1"] < hi
+    assert np.all(post.step_size > 0) and post.tree_depth.max() <= post.settings["max_tree_depth"]
+    assert post.model_band.shape == (4, post.wave.size) and np.all(np.isfinite(post.model_band))
+    # the posterior median model fits: residuals at the noise level
+    chi2 = np.sum(post.ivar * (post.flux - post.model_median) ** 2) / post.flux.size
+    assert chi2 < 1.3
+
+
+def test_summary_table_and_flags(toy_post):
+    post, _, _ = toy_post
+    text = post.summary()
+    for word in ("mean", "sd", "2.5%", "97.5%", "ess_bulk", "ess_tail", "r_hat", "divergences", "step size",
+                 "tree depth", "flux_ratio is defined at"):
+        assert word in text
+    diag = post.diagnostics()
+    assert set(diag) == set(post.names)
+    assert all(d["r_hat"] < 1.1 for d in diag.values())
+    # 600 draws cannot give ESS >= 400 for every parameter and tail: the flag says so
+    assert isinstance(post.flag, int) and ("NOT CONVERGED" in text) == (not post.converged)
+
+
+def test_short_chains_are_flagged_not_converged(toy, calib):
+    from jaxspec.infer import FLAGS, sample_binary
+
+    model, wave, bm, opts = toy
+    flux, err = simulate_one(bm, TRUTH, seed=2)
+    post = sample_binary(flux, wave, err, model=model, priors=calib.priors(), num_warmup=0, num_samples=12,
+                         seed=3, **opts)
+    assert not post.converged and post.flag & FLAGS["low_ess"]
+    assert "NOT CONVERGED" in post.summary()
+    assert all(np.all(np.isfinite(v)) for v in post.samples.values())
+
+
+def test_to_arviz_and_files_round_trip(toy_post, tmp_path):
+    az = pytest.importorskip("arviz")
+    from jaxspec.infer import BinaryPosterior
+
+    post, _, _ = toy_post
+    idata = post.to_arviz()
+    assert idata.posterior["rv_1"].shape == (4, 150)
+    assert "diverging" in idata.sample_stats and "tree_depth" in idata.sample_stats
+    assert post.diagnostics()["rv_1"]["ess_bulk"] == pytest.approx(float(az.ess(idata, var_names=["rv_1"])
+                                                                         ["rv_1"]), rel=0.05)
+    for suffix in (".h5", ".nc"):
+        path = tmp_path / f"post{suffix}"
+        post.save(path)
+        back = BinaryPosterior.load(path)
+        for n in post.names:
+            np.testing.assert_array_equal(back.samples[n], post.samples[n])
+        np.testing.assert_array_equal(back.model_band, post.model_band)
+        assert back.modes == post.modes and back.settings == post.settings
+        assert back.summary() == post.summary()
+    with pytest.raises(ValueError, match="unknown file type"):
+        post.save(tmp_path / "post.txt")
+
+
+def test_plots(toy_post, tmp_path):
+    pytest.importorskip("corner")
+    post, _, _ = toy_post
+    post.plot_corner(tmp_path / "corner.png", truths=TRUTH, names=("teff_1", "rv_1", "rv_2", "flux_ratio"))
+    post.plot_fit(tmp_path / "fit.png")
+    assert (tmp_path / "corner.png").stat().st_size > 10_000
+    assert (tmp_path / "fit.png").stat().st_size > 10_000
+    with pytest.raises(ValueError, match="unknown parameters"):
+        post.plot_corner(names=("nope",))
+
+
+def test_bad_input_gives_clear_errors(toy, toy_post):
+    from jaxspec.infer import sample_binary, sample_binary_batch
+
+    model, wave, bm, opts = toy
+    _, flux, err = toy_post
+    with pytest.raises(ValueError, match="one spectrum"):
+        sample_binary(np.stack([flux, flux]), wave, np.stack([err, err]), model=model, **opts)
+    with pytest.raises(ValueError, match="err has shape"):
+        sample_binary(flux, wave, err[:-1], model=model, **opts)
+    with pytest.raises(ValueError, match="flux has shape"):
+        sample_binary(flux[:-3], wave, model=model, **opts)
+    with pytest.raises(ValueError, match="num_samples"):
+        sample_binary(flux, wave, err, model=model, num_samples=2, **opts)
+    with pytest.raises(ValueError, match="continuum"):
+        sample_binary(flux, wave, err, model=model, continuum="free", **opts)
+    with pytest.raises(ValueError, match="chain_method"):
+        sample_binary(flux, wave, err, model=model, chain_method="magic", **opts)
+    with pytest.raises(ValueError, match="devices"):
+        sample_binary(flux, wave, err, model=model, chain_method="parallel", num_chains=64, **opts)
+    with pytest.raises(ValueError, match=r"\(N, P\)"):
+        sample_binary_batch(flux, wave, err, model=model, **opts)
+
+
+def test_chain_method_choice(monkeypatch):
+    import jax
+
+    from jaxspec.infer import sample as s
+
+    assert s._choose_method("vectorized", 4) == "vectorized"
+    monkeypatch.setattr(jax, "local_device_count", lambda: 4)
+    assert s._choose_method("auto", 4) == "parallel"
+    monkeypatch.setattr(jax, "local_device_count", lambda: 1)
+    monkeypatch.setattr("jaxspec._machine.usable_cores", lambda: 2)
+    assert s._choose_method("auto", 4) == ("threads" if jax.default_backend() == "cpu" else "vectorized")
+    monkeypatch.setattr("jaxspec._machine.usable_cores", lambda: 1)
+    assert s._choose_method("auto", 4) == "vectorized"
