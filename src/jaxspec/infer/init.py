@@ -8,8 +8,10 @@ and take long NUTS steps.
   starts (``fit.local_params``) whose chi-square is within ``chi2_margin``
   of the best. Two optima are distinct when rv_1, rv_2 or flux_ratio differ
   by more than 4 of the best fit's 1-sigma errors (and at least 1 km/s or
-  0.02). Chain ``c`` starts from optimum ``c mod n_optima``, so a second mode
-  gets chains of its own and is reported (never averaged away).
+  0.02). Half of the chains (rounded up) start from the best fit, the
+  others go round the further optima, so a second mode gets chains of its
+  own and is reported (never averaged away), and the main mode keeps at
+  least two chains for its r_hat.
 * Each start is its optimum plus a Gaussian draw with half the fit's
   covariance (in the unconstrained space), so that chains start apart and
   r_hat means something.
@@ -124,7 +126,11 @@ def initial_state(fit, prior, num_chains: int, rng, *, chi2_margin: float = 9.0,
     else:
         cov_z = np.eye(len(free))
     chol = np.linalg.cholesky(cov_z + 1e-12 * np.eye(len(free)))
-    which = np.arange(num_chains) % len(optima)
+    # At least half of the chains start at the best fit (so its mode has an r_hat); the others
+    # go round the further optima.
+    n_best = num_chains if len(optima) == 1 else max(1, (num_chains + 1) // 2)
+    rest = [1 + i % (len(optima) - 1) for i in range(num_chains - n_best)] if len(optima) > 1 else []
+    which = np.array([0] * n_best + rest, dtype=int)
     z0 = np.stack([_to_z(spec, optima[k]) + jitter * chol @ rng.standard_normal(len(free)) for k in which])
     inv_mass = cov_z if dense_mass else np.diag(cov_z).copy()
     return z0, inv_mass, optima, which

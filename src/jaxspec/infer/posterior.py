@@ -27,7 +27,7 @@ DIVERGENCE_MAX = 0.01  # largest acceptable fraction of divergent transitions
 
 FLAGS = {
     "r_hat": 1,  # r_hat above RHAT_MAX within a mode (chains of one mode disagree: not converged)
-    "low_ess": 2,  # bulk or tail ESS below ESS_MIN (for the whole posterior or the main mode)
+    "low_ess": 2,  # bulk ESS below ESS_MIN for a parameter (of the whole posterior, or of the main mode)
     "divergences": 4,  # more than DIVERGENCE_MAX of the transitions diverged
     "tree_depth": 8,  # more than 5 % of the transitions hit the maximum tree depth
     "multimodal": 16,  # chains sampled different modes (see .modes); not a failure
@@ -217,7 +217,7 @@ class BinaryPosterior:
         r = [v[f"r_hat{key}"] for v in diag.values()]
         if np.any(np.array(r) > RHAT_MAX):
             flag |= FLAGS["r_hat"]
-        ess = [min(v[f"ess_bulk{key}"], v[f"ess_tail{key}"]) for v in diag.values()]
+        ess = [v[f"ess_bulk{key}"] for v in diag.values()]
         if np.any(np.array(ess) < ESS_MIN):
             flag |= FLAGS["low_ess"]
         if self.diverging.mean() > DIVERGENCE_MAX:
@@ -244,9 +244,24 @@ class BinaryPosterior:
         return {n: np.quantile(self.samples[n], q) for n in self.names}
 
     def interval(self, name: str, level: float = 0.68) -> tuple[float, float]:
-        """Central credible interval of one parameter (all chains pooled)."""
+        """Central credible interval of one parameter.
+
+        One mode: all chains pooled. Several modes: each mode's draws weighted by
+        its weight (:attr:`modes`), so a mode's share does not depend on how many
+        chains happened to start there.
+        """
         a = 0.5 * (1.0 - level)
-        lo, hi = np.quantile(self.samples[name], [a, 1.0 - a])
+        x = self.samples[name]
+        if not self.multimodal:
+            lo, hi = np.quantile(x, [a, 1.0 - a])
+            return float(lo), float(hi)
+        w = np.zeros(x.shape)
+        for m in self.modes:
+            w[m["chains"]] = m["weight"] / (len(m["chains"]) * x.shape[1])
+        order = np.argsort(x, axis=None)
+        cdf = np.cumsum(w.ravel()[order])
+        xs = x.ravel()[order]
+        lo, hi = np.interp([a, 1.0 - a], cdf - 0.5 * w.ravel()[order], xs)
         return float(lo), float(hi)
 
     def summary(self) -> str:
@@ -282,8 +297,9 @@ class BinaryPosterior:
             lines.append("fixed: " + ", ".join(f"{k} = {v:g}" for k, v in self.fixed.items()))
         lines.append(f"flux_ratio is defined at {self.settings.get('ref_wave', float('nan')):.1f} A")
         flag = self.flag
-        lines.append(("NOT CONVERGED: " if flag & _FAILURE else "flags: ") + self.flag_message
-                     + f" (r_hat <= {RHAT_MAX}, ESS >= {ESS_MIN:g}, divergences <= {DIVERGENCE_MAX:.0%})")
+        limits = f"r_hat <= {RHAT_MAX}, bulk ESS >= {ESS_MIN:g}, divergences <= {DIVERGENCE_MAX:.0%}"
+        head = "NOT CONVERGED: " if flag & _FAILURE else "flags: "
+        lines.append(f"{head}{self.flag_message} ({limits})")
         return "\n".join(lines)
 
     # ---------------------------------------------------------------- output (see io.py, plot.py)
