@@ -159,11 +159,19 @@ def _run_chains(sampler, method, keys, z0, inv_mass, step, flux, ivar):
     while n % groups:
         groups -= 1
     size = n // groups
-    run = sampler.runner("vectorized", False)
+
+    def group(g):
+        sl = slice(g * size, (g + 1) * size)
+        return (keys[sl], *(a[sl] for a in args), d, w)
+
+    # Compile once, ahead of the threads (two threads calling a fresh jit function may both compile it).
+    key = ("threads", size, d.shape, str(d.dtype))
+    if key not in sampler._runs:
+        sampler._runs[key] = sampler.runner("vectorized", False).lower(*group(0)).compile()
+    run = sampler._runs[key]
 
     def work(g):
-        sl = slice(g * size, (g + 1) * size)
-        return jax.device_get(run(keys[sl], *(a[sl] for a in args), d, w))
+        return jax.device_get(run(*group(g)))
 
     with ThreadPoolExecutor(max_workers=groups) as pool:
         parts = list(pool.map(work, range(groups)))
