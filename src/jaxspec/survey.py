@@ -393,6 +393,7 @@ def run_survey(
     bic_threshold: float | None = None,
     read_options: dict | None = None,
     meta: dict | None = None,
+    worker_env: dict | None = None,
     **fit_options,
 ):
     """Fit every spectrum of a survey and write one results table.
@@ -424,9 +425,11 @@ def run_survey(
             when stderr is a terminal).
         batch_size, threads, devices: passed to
             :func:`jaxspec.fit_binary_batch` as ``chunk_size``, ``threads`` and
-            ``devices`` (defaults suit the backend: chunks sharded over several
-            accelerators, ``devices="auto"``; with several workers on one
-            machine each worker gets ``cores // workers`` threads).
+            ``devices`` (defaults suit the backend: on a CPU every core of each
+            worker, on several accelerators chunks sharded over them,
+            ``devices="auto"``).
+        worker_env: environment variables of the ``LocalCluster`` workers
+            (e.g. ``XLA_FLAGS`` or ``CUDA_VISIBLE_DEVICES``).
         unnormalized: unnormalized model for ``flux_ratio_mode="model"``
             (same forms as ``model``).
         bic_threshold: model-comparison threshold (default that of
@@ -470,10 +473,6 @@ def run_survey(
         if unnormalized is None:
             unn_desc = None
         names, units = _param_names(loaded, fit_options)
-        if threads is None and workers > 1 and scheduler is None:
-            from jaxspec._machine import usable_cores
-
-            threads = max(1, usable_cores() // workers)
         settings = {
             "source": _source_name(inp, source),
             # a file list is recorded by its digest, not in full (a survey may list 10^5 files)
@@ -498,7 +497,7 @@ def run_survey(
             "names": names, "units": units, "_model": model_arg, "_unnormalized": unn_arg,
             "fit_options": fit_options, "bic_threshold": bic_threshold, "batch_size": batch_size,
             "threads": threads, "devices": devices, "read_options": read_options,
-            "cache_dir": jax.config.jax_compilation_cache_dir or None,
+            "cache_dir": jax.config.jax_compilation_cache_dir or None, "worker_env": worker_env,
         }
         if resolution is not None:
             task_settings["resolution_override"] = resolution
@@ -567,7 +566,7 @@ def _run_distributed(inp, todo, settings, work, run_id, workers, scheduler, fail
         client, cluster = Client(scheduler), None
     else:
         cluster = LocalCluster(n_workers=workers, threads_per_worker=1, processes=True,
-                               dashboard_address=None)
+                               dashboard_address=None, env=settings.get("worker_env") or {})
         client = Client(cluster)
     try:
         futures = {client.submit(_chunk_task, inp, i, a, b, settings, str(work), run_id, pure=False,
