@@ -9,6 +9,7 @@ modes, each with its own chains and weight.
 """
 
 import numpy as np
+import pytest
 
 from tests.infer.conftest import simulate_one
 
@@ -16,6 +17,7 @@ PAIR = {"teff_1": 5700.0, "logg_1": 4.4, "teff_2": 5500.0, "logg_2": 4.5, "feh":
         "rv_2": 7.0, "vsini_1": 3.0, "vsini_2": 3.0, "flux_ratio": 0.92}
 
 
+@pytest.mark.slow
 def test_bimodal_posterior_reports_both_modes(toy, calib):
     from jaxspec.infer import FLAGS, sample_binary
 

@@ -22,6 +22,10 @@ def calibrated(cov, params):
     return 0.52 <= c68 <= 0.84 and 0.88 <= c95 <= 1.0, (c68, c95)
 
 
+# Slow: one batch compile of the sampler plus 12 x 4 chains; minutes on the shared 2-core CPU.
+pytestmark = pytest.mark.slow
+
+
 @pytest.fixture(scope="module")
 def calibration(calib):
     return calib.run("toy", n=12, seed=11, num_warmup=150, num_samples=150, chunk_size=12)
