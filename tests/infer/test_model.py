@@ -64,7 +64,7 @@ def test_fixed_parameter_has_no_prior(toy):
 
 
 def test_profile_likelihood_is_the_fit_objective(toy):
-    from jaxspec.fit import chi2_at
+    from jaxspec.fit.binary import chi2_at
     from tests.infer.conftest import TRUTH
 
     model, wave, bm, opts = toy
