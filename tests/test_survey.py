@@ -94,7 +94,7 @@ def test_serial_run_fits_every_spectrum(serial, survey):
     assert t["rv_1"].unit == "km / s" and t.meta["survey_n_spectra"] == N
 
 
-@pytest.mark.slow  # about 50 s (worker start-up); CI runs it in its second job (.ci/run)
+@pytest.mark.heavy  # about 50 s (worker start-up); CI runs it in its second job (.ci/run)
 def test_dask_local_cluster_equals_serial(serial, survey):
     pytest.importorskip("distributed")
     out = survey["dir"] / "dask.fits"
@@ -218,7 +218,7 @@ print("SHARDED OK", plain.params["rv_1"])
 """
 
 
-@pytest.mark.slow  # about 60 s (a fresh process compiles two programs); CI runs it in its second job
+@pytest.mark.heavy  # about 60 s (a fresh process compiles two programs); CI runs it in its second job
 def test_batch_sharded_over_two_host_devices_equals_unsharded(survey, tmp_path):
     np.savez(tmp_path / "d.npz", flux=survey["flux"][:2], err=survey["err"][:2], wave=survey["wave"])
     env = {**os.environ, "XLA_FLAGS": "--xla_force_host_platform_device_count=2", "JAX_PLATFORMS": "cpu"}

@@ -11,6 +11,10 @@ Public API (everything else is reachable by module but not promised):
 * fitting: :func:`fit_binary` (one spectrum), :func:`fit_single`,
   :func:`fit_binary_batch` (an (N, P) stack), :class:`BinaryFit`; the
   binary model :class:`BinaryModel` and its :class:`ParamSpec`;
+* posteriors: :func:`sample_binary`, :func:`sample_binary_batch`,
+  :class:`BinaryPosterior` (NumPyro NUTS);
+* surveys: :func:`run_survey` (resumable, on Dask); readers, the HDF5 stack
+  and results tables in :mod:`jaxspec.io`;
 * conventions: :func:`air_to_vacuum`, :func:`vacuum_to_air`;
 * physics: the :mod:`jaxspec.physics` module (grids, Doppler, rotation, LSF,
   profiles, continuum, Planck).
@@ -21,6 +25,7 @@ from jaxspec._cache import enable_compilation_cache
 from jaxspec._version import __version__
 from jaxspec.emulator import Emulator, default_model, train_emulator
 from jaxspec.fit import BinaryFit, fit_binary, fit_binary_batch, fit_single
+from jaxspec.infer import BinaryPosterior, sample_binary, sample_binary_batch
 from jaxspec.linelist import (
     GeneratorParams,
     LineList,
@@ -33,10 +38,12 @@ from jaxspec.linelist import (
 from jaxspec.models import BinaryModel, ParamSpec
 from jaxspec.physics import air_to_vacuum, vacuum_to_air
 from jaxspec.spectral_model import SpectralModel
+from jaxspec.survey import run_survey
 
 __all__ = [
     "BinaryFit",
     "BinaryModel",
+    "BinaryPosterior",
     "Emulator",
     "GeneratorParams",
     "LineList",
@@ -55,6 +62,9 @@ __all__ = [
     "physics",
     "read_moog",
     "read_vald",
+    "run_survey",
+    "sample_binary",
+    "sample_binary_batch",
     "train_emulator",
     "vacuum_to_air",
 ]

@@ -120,6 +120,7 @@ def test_batch_matches_single_fits_and_isolates_failures():
     np.testing.assert_allclose(with_model[0].model, one.model, atol=1e-4)
 
 
+@pytest.mark.heavy  # about 35-50 s (compiles the vmapped path too); CI runs it in its second job
 def test_threads_and_vmapped_starts_agree_with_the_sequential_cpu_path():
     """The CPU default (starts one after another, chunks in threads) and the accelerator
     path (starts vmapped) run the same iterations: equal results to float rounding."""

@@ -5,6 +5,10 @@ import pytest
 
 from tests.infer.conftest import TRUTH
 
+# The toy posterior fixture compiles a fit and a sampler (about 60-85 s on a 2-core CPU): CI runs these
+# in its second job.
+pytestmark = pytest.mark.heavy
+
 
 def test_draws_are_finite_and_recover_the_truth(toy_post):
     post, _, _ = toy_post

@@ -19,6 +19,7 @@ def _with_loggf(ll, loggf):
     return dataclasses.replace(ll, loggf=np.asarray(loggf, dtype=np.float64))
 
 
+@pytest.mark.heavy  # about 60-90 s on a 2-core CPU; CI runs it in its second job
 def test_calibration_recovers_known_offsets():
     """Perturb log gf of the strongest unblended lines, simulate, calibrate back."""
     truth_list = builtin_linelist(calibrated=False)
@@ -65,6 +66,7 @@ def test_calibration_bad_input():
         calibrate_loggf(gen, LABELS, wave + 100, np.ones(50))
 
 
+@pytest.mark.heavy  # about 40-60 s; CI runs it in its second job
 @requires_shared
 def test_shipped_calibration_improves_the_sun():
     """The calibrated built-in list matches the observed Sun better than the laboratory one.

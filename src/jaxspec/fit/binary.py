@@ -456,7 +456,9 @@ class _Fitter:
             d, w = np.asarray(d, self.dtype), np.asarray(w, self.dtype)
             if sharding is not None:
                 d, w = jax.device_put(d, sharding), jax.device_put(w, sharding)
-            res = self._run(self.model_leaves, self.templates, design, d, w)
+            # a model that is not a pytree of arrays is closed over by _fit_one, not passed in
+            leaves = self.model_leaves if self._model_is_tree else ()
+            res = self._run(leaves, self.templates, design, d, w)
             if not return_model:
                 res = {k: v for k, v in res.items() if k not in keep_model}
             res = {k: np.asarray(v)[: stop - start] for k, v in jax.device_get(res).items()}
