@@ -50,6 +50,8 @@ def _stats(post, wall):
             "ess_per_s": ess[slow] / wall, "max_r_hat": max(d["r_hat"] for d in diag.values()),
             "divergences": int(post.diverging.sum()), "mean_tree_depth": float(post.tree_depth.mean()),
             "mean_leapfrog_steps": float(post.num_steps.mean()), "step_size": post.step_size.tolist(),
+            "warmup_steps_per_chain": float(post.warmup_steps.mean()),
+            "sampling_steps_per_chain": float(post.num_steps.sum(axis=1).mean()),
             "flag": post.flag_message, "modes": len(post.modes)}
 
 

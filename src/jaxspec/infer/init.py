@@ -15,11 +15,17 @@ and take long NUTS steps.
 * Each start is its optimum plus a Gaussian draw with half the fit's
   covariance (in the unconstrained space), so that chains start apart and
   r_hat means something.
-* The inverse mass matrix is the fit's covariance mapped to the
-  unconstrained space (``cov_z = J^-1 cov J^-1``, ``J = d theta / d z``),
-  with eigenvalues clipped to [1e-8, 4] (a logistic variable's prior
-  variance is about 3.3), and the identity where the fit's covariance is not
-  finite.
+* The inverse mass matrix is the inverse of the negative Hessian of the
+  log posterior in the unconstrained space at the best optimum (``hessian=``:
+  the sampler's own density, continuum marginalization and the logistic
+  Jacobian included), its precision eigenvalues clipped to [0.25, 1e12]
+  (variances at most 4: a logistic variable's prior variance is about 3.3,
+  and a parameter pressed against a bound, e.g. vsini at 0, has an
+  exponential tail of scale about 1 in z). Without a Hessian (or where it is
+  not finite) the fit's covariance mapped to the unconstrained space
+  (``cov_z = J^-1 cov J^-1``, ``J = d theta / d z``) is used the same way,
+  and the identity where that is not finite either. A mass matrix shaped like
+  the posterior from the first iteration keeps the warmup's trees shallow.
 """
 
 from __future__ import annotations
@@ -80,8 +86,19 @@ def select_optima(fit, chi2_margin: float = 9.0, max_optima: int = 4) -> list[di
     return out
 
 
+def _clipped_inverse(precision, lo=0.25, hi=1e12):
+    """Inverse of a symmetric precision matrix with its eigenvalues clipped to [lo, hi] (Jacobi-scaled)."""
+    p = 0.5 * (precision + precision.T)
+    d = np.sqrt(np.clip(np.abs(np.diag(p)), lo, hi))
+    w, v = np.linalg.eigh(p / np.outer(d, d))
+    # eigenvalues of the scaled matrix, clipped in the scaled units, then scaled back
+    inv = (v / np.clip(w, 1e-6, None)) @ v.T / np.outer(d, d)
+    w2, v2 = np.linalg.eigh(0.5 * (inv + inv.T))
+    return (v2 * np.clip(w2, 1.0 / hi, 1.0 / lo)) @ v2.T
+
+
 def initial_state(fit, prior, num_chains: int, rng, *, chi2_margin: float = 9.0, jitter: float = 0.5,
-                  dense_mass: bool = True):
+                  dense_mass: bool = True, hessian=None):
     """Chain starts and initial inverse mass matrix in the prior's unconstrained space.
 
     Args:
@@ -93,6 +110,8 @@ def initial_state(fit, prior, num_chains: int, rng, *, chi2_margin: float = 9.0,
         chi2_margin: see :func:`select_optima`.
         jitter: scale of the start dispersion in units of the fit's errors.
         dense_mass: return a dense (d, d) or a diagonal (d,) inverse mass matrix.
+        hessian: optional ``z -> (d, d)`` Hessian of the log posterior in the
+            unconstrained space (see the module docstring).
 
     Returns:
         ``(z0 (C, d), inverse_mass (d, d) or (d,), optima list, chain_optimum (C,) int)``.
@@ -114,7 +133,10 @@ def initial_state(fit, prior, num_chains: int, rng, *, chi2_margin: float = 9.0,
     fc = np.asarray(fit.covariance, dtype=np.float64)
     idx = [fit_free.index(n) for n in free if n in fit_free]
     pos = [i for i, n in enumerate(free) if n in fit_free]
-    if fc.shape == (len(fit_free), len(fit_free)) and np.all(np.isfinite(fc)):
+    h = None if hessian is None else np.asarray(hessian(zb), dtype=np.float64)
+    if h is not None and h.shape == (len(free), len(free)) and np.all(np.isfinite(h)):
+        cov_z = _clipped_inverse(-h)
+    elif fc.shape == (len(fit_free), len(fit_free)) and np.all(np.isfinite(fc)):
         cov[np.ix_(pos, pos)] = fc[np.ix_(idx, idx)]
         if prior.has_error_scale:
             j = free.index("error_scale")

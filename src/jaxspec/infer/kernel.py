@@ -44,6 +44,7 @@ class ChainTrace(NamedTuple):
         step_size: (C,) adapted step size.
         inverse_mass_matrix: (C, d, d) or (C, d) adapted inverse mass matrix.
         warmup_divergences: (C,) divergent transitions during warmup.
+        warmup_steps: (C,) leapfrog steps (gradient evaluations) during warmup.
     """
 
     z: jax.Array
@@ -54,11 +55,12 @@ class ChainTrace(NamedTuple):
     step_size: jax.Array
     inverse_mass_matrix: jax.Array
     warmup_divergences: jax.Array
+    warmup_steps: jax.Array
 
 
 def make_runner(log_density, *, num_warmup: int, num_samples: int, dense_mass: bool = True,
                 target_accept_prob: float = 0.8, max_tree_depth: int = 8, chain_method: str = "vectorized",
-                adapt_mass_matrix: bool = True):
+                adapt_mass_matrix: bool = True, warmup_tree_depth: int | None = None):
     """Build the (unjitted) sampling function of one spectrum.
 
     Args:
@@ -68,6 +70,7 @@ def make_runner(log_density, *, num_warmup: int, num_samples: int, dense_mass: b
         dense_mass: dense (True) or diagonal inverse mass matrix.
         target_accept_prob: dual-averaging target.
         max_tree_depth: NUTS tree depth cap (at most 2**depth - 1 leapfrog steps).
+        warmup_tree_depth: the cap during warmup (default: ``max_tree_depth``).
         chain_method: see the module docstring.
         adapt_mass_matrix: adapt the mass matrix during warmup (from the given start).
 
@@ -85,6 +88,7 @@ def make_runner(log_density, *, num_warmup: int, num_samples: int, dense_mass: b
     if chain_method not in CHAIN_METHODS:
         raise ValueError(f"chain_method must be one of {CHAIN_METHODS} or 'auto', got {chain_method!r}")
     num_warmup, num_samples = int(num_warmup), int(num_samples)
+    depths = (int(max_tree_depth if warmup_tree_depth is None else warmup_tree_depth), int(max_tree_depth))
 
     def potential_gen(flux, ivar):
         return lambda z: -log_density(z, flux, ivar)
@@ -95,21 +99,22 @@ def make_runner(log_density, *, num_warmup: int, num_samples: int, dense_mass: b
         state = init_kernel(z0, num_warmup, step_size=step_size, inverse_mass_matrix=inv_mass,
                             adapt_step_size=True, adapt_mass_matrix=adapt_mass_matrix,
                             dense_mass=dense_mass, target_accept_prob=target_accept_prob,
-                            max_tree_depth=max_tree_depth, model_args=(flux, ivar), rng_key=key)
+                            max_tree_depth=depths, model_args=(flux, ivar), rng_key=key)
 
         def warm(carry, _):
-            s, n_div = carry
+            s, n_div, n_steps = carry
             s = sample_kernel(s, model_args=(flux, ivar))
-            return (s, n_div + s.diverging.astype(jnp.int32)), None
+            return (s, n_div + s.diverging.astype(jnp.int32), n_steps + s.num_steps.astype(jnp.int32)), None
 
         def draw(s, _):
             s = sample_kernel(s, model_args=(flux, ivar))
             return s, (s.z, -s.potential_energy, s.diverging, s.num_steps, s.accept_prob)
 
-        (state, n_div), _ = jax.lax.scan(warm, (state, jnp.zeros((), jnp.int32)), None, length=num_warmup)
+        zero = jnp.zeros((), jnp.int32)
+        (state, n_div, n_warm), _ = jax.lax.scan(warm, (state, zero, zero), None, length=num_warmup)
         state, (z, lp, div, steps, acc) = jax.lax.scan(draw, state, None, length=num_samples)
         return ChainTrace(z, lp, div, steps, acc, state.adapt_state.step_size,
-                          state.adapt_state.inverse_mass_matrix, n_div)
+                          state.adapt_state.inverse_mass_matrix, n_div, n_warm)
 
     in_axes = (0, 0, 0, 0, None, None)
     if chain_method == "vectorized":

@@ -50,6 +50,7 @@ class BinaryPosterior:
         accept_prob: (chains, draws) acceptance statistic.
         step_size: (chains,) adapted NUTS step size.
         warmup_divergences: (chains,) divergences during warmup.
+        warmup_steps: (chains,) leapfrog steps during warmup.
         chain_mode: (chains,) mode index of each chain (0: the mode with most chains).
         chain_start: (chains,) index of the fit optimum each chain started from.
         modes: one dict per mode: ``chains``, ``weight`` (Laplace estimate of the
@@ -76,6 +77,7 @@ class BinaryPosterior:
     accept_prob: np.ndarray
     step_size: np.ndarray
     warmup_divergences: np.ndarray
+    warmup_steps: np.ndarray
     chain_mode: np.ndarray
     chain_start: np.ndarray
     modes: list
@@ -147,6 +149,7 @@ class BinaryPosterior:
             accept_prob=np.asarray(trace.accept_prob, dtype=np.float64),
             step_size=np.asarray(trace.step_size, dtype=np.float64),
             warmup_divergences=np.asarray(trace.warmup_divergences, dtype=np.int64),
+            warmup_steps=np.asarray(trace.warmup_steps, dtype=np.int64),
             chain_mode=chain_mode, chain_start=np.asarray(chain_start, dtype=np.int64), modes=modes,
             fit_params={n: float(fit.params[n]) for n in fit.names}, optima=list(optima),
             wave=np.asarray(wave, dtype=np.float64), flux=np.asarray(flux, dtype=np.float64),
@@ -157,7 +160,8 @@ class BinaryPosterior:
             prior=tuple(sampler.prior.describe()),
             settings={"num_warmup": s.num_warmup, "num_samples": s.num_samples, "num_chains": n_chain,
                       "chain_method": chain_method, "target_accept_prob": s.target_accept_prob,
-                      "max_tree_depth": s.max_tree_depth, "continuum": s.continuum,
+                      "max_tree_depth": s.max_tree_depth, "warmup_tree_depth": s.warmup_tree_depth,
+                      "continuum": s.continuum,
                       "dense_mass": s.dense_mass,
                       "seed": int(seed), "ref_wave": float(sampler.bm.ref_wave)},
             timing=dict(timing),

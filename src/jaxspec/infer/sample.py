@@ -9,13 +9,16 @@ Samplers are cached per (fitter, prior, settings), so many spectra on one
 grid compile once.
 
 Chain methods (``chain_method=``): ``"vectorized"``, ``"sequential"``,
-``"parallel"`` (pmap over devices) and ``"threads"`` (the chains split into
-groups, one per usable CPU core, each group vectorized, the groups run in
-Python threads; JAX releases the GIL while they run). ``"auto"`` picks
-``"parallel"`` when ``jax.local_device_count() >= num_chains``, else
-``"threads"`` on a CPU with two or more usable cores, else ``"vectorized"``:
-on the 2-core CPU XLA runs each of these small programs on one core, so a
-second group uses the idle one.
+``"parallel"`` (pmap over devices) and ``"threads"`` (each chain its own
+call of one compiled single-chain program, the calls spread over a pool of
+Python threads, one per usable CPU core; JAX releases the GIL while they
+run). ``"auto"`` picks ``"parallel"`` when ``jax.local_device_count() >=
+num_chains``, else ``"threads"`` on a CPU with two or more usable cores, else
+``"vectorized"``. On the 2-core CPU ``"threads"`` is the fastest: vectorized
+chains each pay for the deepest tree of the step (1.8x the leapfrog steps of
+one chain in a measured run), and XLA runs each small program on one core.
+Measured on one default-model posterior (4 chains, 500 + 500 iterations):
+vectorized in two thread groups 168 s, one chain per call 97 s.
 """
 
 from __future__ import annotations
@@ -48,6 +51,7 @@ class _Settings:
     target_accept_prob: float
     max_tree_depth: int
     continuum: str
+    warmup_tree_depth: int
 
 
 class _Sampler:
@@ -60,6 +64,7 @@ class _Sampler:
         self.design = jnp.asarray(fitter.design_np, self.dtype)
         self._runs = {}
         self.log_density = jax.jit(self._log_density)
+        self.hessian = jax.jit(jax.hessian(self._log_density))
         self._predict = jax.jit(jax.vmap(self._predict_one, in_axes=(0, None, None)))
         self._components = jax.jit(self._components_one)
 
@@ -75,7 +80,8 @@ class _Sampler:
             s = self.settings
             run = make_runner(self._log_density, num_warmup=s.num_warmup, num_samples=s.num_samples,
                               dense_mass=s.dense_mass, target_accept_prob=s.target_accept_prob,
-                              max_tree_depth=s.max_tree_depth, chain_method=method)
+                              max_tree_depth=s.max_tree_depth, chain_method=method,
+                              warmup_tree_depth=s.warmup_tree_depth)
             if batched:
                 run = jax.vmap(run, in_axes=(0, 0, 0, 0, 0, 0))
             self._runs[key] = run if method == "parallel" else jax.jit(run)
@@ -125,7 +131,8 @@ def _choose_method(chain_method, num_chains):
     return "vectorized"
 
 
-def _check_settings(num_warmup, num_samples, num_chains, continuum, target_accept_prob, max_tree_depth):
+def _check_settings(num_warmup, num_samples, num_chains, continuum, target_accept_prob, max_tree_depth,
+                    warmup_tree_depth=5):
     if int(num_chains) < 1:
         raise ValueError(f"num_chains must be >= 1, got {num_chains}")
     if int(num_samples) < 4:
@@ -138,8 +145,10 @@ def _check_settings(num_warmup, num_samples, num_chains, continuum, target_accep
         raise ValueError(f"target_accept_prob must lie in (0, 1), got {target_accept_prob}")
     if not 1 <= int(max_tree_depth) <= 15:
         raise ValueError(f"max_tree_depth must be in 1..15, got {max_tree_depth}")
+    if not 1 <= int(warmup_tree_depth) <= 15:
+        raise ValueError(f"warmup_tree_depth must be in 1..15, got {warmup_tree_depth}")
     return _Settings(int(num_warmup), int(num_samples), True, float(target_accept_prob), int(max_tree_depth),
-                     continuum)
+                     continuum, int(warmup_tree_depth))
 
 
 def _run_chains(sampler, method, keys, z0, inv_mass, step, flux, ivar):
@@ -155,31 +164,33 @@ def _run_chains(sampler, method, keys, z0, inv_mass, step, flux, ivar):
     from jaxspec._machine import usable_cores
 
     n = len(keys)
-    groups = max(1, min(usable_cores(), n))
-    while n % groups:
-        groups -= 1
-    size = n // groups
+    workers = max(1, min(usable_cores(), n))
 
-    def group(g):
-        sl = slice(g * size, (g + 1) * size)
-        return (keys[sl], *(a[sl] for a in args), d, w)
+    def one(c):
+        return (keys[c:c + 1], *(a[c:c + 1] for a in args), d, w)
 
-    # Compile once, ahead of the threads (two threads calling a fresh jit function may both compile it).
-    key = ("threads", size, d.shape, str(d.dtype))
+    # One chain per call, so that each chain builds trees of its own size (vectorized chains all
+    # pay for the deepest tree); compiled once, ahead of the threads (two threads calling a fresh
+    # jit function may both compile it).
+    key = ("threads", d.shape, str(d.dtype))
     if key not in sampler._runs:
-        sampler._runs[key] = sampler.runner("vectorized", False).lower(*group(0)).compile()
+        sampler._runs[key] = sampler.runner("vectorized", False).lower(*one(0)).compile()
     run = sampler._runs[key]
 
-    def work(g):
-        return jax.device_get(run(*group(g)))
+    def work(c):
+        return jax.device_get(run(*one(c)))
 
-    with ThreadPoolExecutor(max_workers=groups) as pool:
-        parts = list(pool.map(work, range(groups)))
+    with ThreadPoolExecutor(max_workers=workers) as pool:
+        parts = list(pool.map(work, range(n)))
     return jax.tree_util.tree_map(lambda *xs: np.concatenate([np.asarray(x) for x in xs]), *parts)
 
 
 def _starts(sampler, fit, prior, num_chains, rng, chi2_margin, flux, ivar):
-    z0, inv_mass, optima, which = initial_state(fit, prior, num_chains, rng, chi2_margin=chi2_margin)
+    def hess(z):
+        return sampler.hessian(jnp.asarray(z, sampler.dtype), flux, ivar)
+
+    z0, inv_mass, optima, which = initial_state(fit, prior, num_chains, rng, chi2_margin=chi2_margin,
+                                                hessian=hess)
     lp = np.array([float(sampler.log_density(jnp.asarray(z, sampler.dtype), flux, ivar)) for z in z0])
     if not np.all(np.isfinite(lp)):
         z_best, *_ = initial_state(fit, prior, 1, rng, chi2_margin=chi2_margin, jitter=0.0)
@@ -203,6 +214,12 @@ _DOC_ARGS = """
         chain_method: ``"auto"``, ``"vectorized"``, ``"sequential"``,
             ``"parallel"`` or ``"threads"`` (module docstring).
         target_accept_prob, max_tree_depth: NUTS settings.
+        warmup_tree_depth: tree depth cap during warmup (default 5: at most 31
+            leapfrog steps). While dual averaging probes small step sizes early
+            in each adaptation window, uncapped trees reach 255 steps and the
+            warmup costs twice the sampling; the cap halves a default-model
+            posterior's time (benchmarks/bench_sample.py) and does not touch
+            the draws kept (they use ``max_tree_depth``).
         chi2_margin: local optima of the fit within this chi-square of the best
             start chains of their own.
         seed: random seed (chain starts and NUTS).
@@ -214,8 +231,9 @@ _DOC_ARGS = """
 
 def sample_binary(flux, wave, err=None, ivar=None, model=None, fit=None, *, resolution=None, priors=None,
                   error_scale: bool = False, continuum: str = "marginal", num_warmup: int = 300,
-                  num_samples: int = 400, num_chains: int = 4, chain_method: str = "auto",
-                  target_accept_prob: float = 0.8, max_tree_depth: int = 8, chi2_margin: float = 9.0,
+                  num_samples: int = 500, num_chains: int = 4, chain_method: str = "auto",
+                  target_accept_prob: float = 0.8, max_tree_depth: int = 8, warmup_tree_depth: int = 5,
+                  chi2_margin: float = 9.0,
                   seed: int = 0, n_predictive: int = 100, unnormalized=None, **options) -> BinaryPosterior:
     """Posterior of a binary's parameters for one spectrum by NUTS.
 
@@ -238,7 +256,7 @@ def sample_binary(flux, wave, err=None, ivar=None, model=None, fit=None, *, reso
 
         model = default_model()
     settings = _check_settings(num_warmup, num_samples, num_chains, continuum, target_accept_prob,
-                               max_tree_depth)
+                               max_tree_depth, warmup_tree_depth)
     flux, wave, ivar = prepare_spectrum(flux, wave, err, ivar)
     if flux.ndim != 1:
         raise ValueError(f"sample_binary samples one spectrum, shape (P,); got {flux.shape}: "
@@ -277,9 +295,10 @@ def _check_fit(fit, fitter, *, batched):
 
 def sample_binary_batch(flux, wave, err=None, ivar=None, model=None, fits=None, *, resolution=None,
                         priors=None, error_scale: bool = False, continuum: str = "marginal",
-                        num_warmup: int = 300, num_samples: int = 400, num_chains: int = 4,
+                        num_warmup: int = 300, num_samples: int = 500, num_chains: int = 4,
                         chain_method: str = "vectorized", chunk_size: int = 16,
-                        target_accept_prob: float = 0.8, max_tree_depth: int = 8, chi2_margin: float = 9.0,
+                        target_accept_prob: float = 0.8, max_tree_depth: int = 8, warmup_tree_depth: int = 5,
+                  chi2_margin: float = 9.0,
                         seed: int = 0, n_predictive: int = 100, unnormalized=None,
                         **options) -> list[BinaryPosterior]:
     """Posteriors of many spectra on one grid: one compiled program ``vmap``-ped over spectra.
@@ -307,7 +326,7 @@ def sample_binary_batch(flux, wave, err=None, ivar=None, model=None, fits=None, 
 
         model = default_model()
     settings = _check_settings(num_warmup, num_samples, num_chains, continuum, target_accept_prob,
-                               max_tree_depth)
+                               max_tree_depth, warmup_tree_depth)
     if chain_method not in ("vectorized", "sequential"):
         raise ValueError(f"sample_binary_batch runs chains 'vectorized' or 'sequential', "
                          f"got {chain_method!r}")
