@@ -29,7 +29,7 @@ def main(argv=None):
     ap.add_argument("--wave-max", type=float, default=5310.0, help="[A]")
     ap.add_argument("--snr", type=float, default=30.0)
     ap.add_argument("--num-warmup", type=int, default=300)
-    ap.add_argument("--num-samples", type=int, default=400)
+    ap.add_argument("--num-samples", type=int, default=500)
     ap.add_argument("--num-chains", type=int, default=4)
     ap.add_argument("--seed", type=int, default=1)
     args = ap.parse_args(argv)

@@ -61,3 +61,26 @@ def test_recovers_a_simulated_binary():
     assert float(got["rv_1"]) == pytest.approx(-30.0, abs=0.2)
     assert float(got["rv_2"]) == pytest.approx(45.0, abs=0.2)
     assert float(got["flux_ratio"]) == pytest.approx(0.4, abs=0.01)
+
+
+def test_covariance_keeps_weakly_constrained_directions():
+    """The Gauss-Newton covariance in float32 when the z-space diagonal spans 10 decades
+    (a well-measured rv against a vsini near its bound): equal to the float64 inverse. A plain
+    float32 pinv of the unscaled matrix truncates the weak direction to zero variance."""
+    from jaxspec.fit.binary import _cov
+    from jaxspec.models.params import Param, ParamSpec
+
+    spec = ParamSpec((Param("a", "", -1.0, 1.0), Param("b", "", 0.0, 300.0), Param("c", "", 0.0, 1.0)))
+    rng = np.random.default_rng(0)
+    j = rng.normal(size=(3, 50)) * np.array([[3e4], [0.3], [30.0]])
+    j[2] += 0.5 * j[1] / 0.3 * 30.0 * 0.2  # correlate b and c
+    jtj64 = j @ j.T
+    z = np.array([0.1, -4.0, 0.3])
+    got = np.asarray(_cov(spec, jnp.asarray(z, jnp.float32), jnp.asarray(jtj64, jnp.float32)))
+    lo, hi = spec.bounds().T
+    s = 1.0 / (1.0 + np.exp(-z))
+    g = (hi - lo) * s * (1.0 - s)
+    want = np.linalg.inv(jtj64) * np.outer(g, g)
+    # float32 rounding of a matrix with condition number ~1e3 after scaling: 1e-3 relative
+    np.testing.assert_allclose(np.sqrt(np.diag(got)), np.sqrt(np.diag(want)), rtol=1e-3)
+    np.testing.assert_allclose(got, want, rtol=2e-3, atol=1e-3 * np.sqrt(np.outer(np.diag(want), np.diag(want))).max())

@@ -134,3 +134,27 @@ def test_gradient_is_finite_at_the_bounds(toy):
 
     g = jax.grad(density)(jnp.asarray(z))
     assert np.all(np.isfinite(np.asarray(g)))
+
+
+def test_sampler_settings_are_checked():
+    from jaxspec.infer.sample import _check_settings
+
+    s = _check_settings(300, 500, 4, "marginal", 0.8, 8, 5)
+    assert (s.max_tree_depth, s.warmup_tree_depth) == (8, 5)
+    with pytest.raises(ValueError, match="warmup_tree_depth"):
+        _check_settings(300, 500, 4, "marginal", 0.8, 8, 0)
+    with pytest.raises(ValueError, match="max_tree_depth"):
+        _check_settings(300, 500, 4, "marginal", 0.8, 16, 5)
+
+
+def test_initial_mass_matrix_from_hessian_is_clipped():
+    """Precision eigenvalues are clipped to [0.25, 1e12]: variances at most 4 in z (a flat
+    direction, e.g. vsini pressed against 0) and the Hessian's own shape elsewhere."""
+    from jaxspec.infer.init import _clipped_inverse
+
+    p = np.diag([1e4, 1.0, 1e-6])
+    p[0, 1] = p[1, 0] = 50.0
+    cov = _clipped_inverse(p)
+    np.testing.assert_allclose(cov[:2, :2], np.linalg.inv(p[:2, :2]), rtol=1e-9)
+    assert cov[2, 2] == pytest.approx(4.0)
+    assert np.all(np.linalg.eigvalsh(cov) > 0)
