@@ -199,9 +199,51 @@ def _summary(records, params=PARAMS):
                           for k, v in cov.items()},
         "fraction_rhat_lt_1.01": float(np.mean([max(r["r_hat"].values()) < 1.01 for r in records])),
         "fraction_ess_bulk_ge_400": float(np.mean([min(r["ess_bulk"].values()) >= 400 for r in records])),
+        # Within the main mode (what BinaryPosterior.flag judges for a multimodal posterior) and
+        # the sampler's own verdict (no r_hat, ESS or divergence flag).
+        **_within_mode(records),
         "fraction_multimodal": float(np.mean([r["multimodal"] for r in records])),
         "divergence_fraction": float(np.mean([r["divergence_fraction"] for r in records])),
         "per_posterior_s": float(np.mean([r["sample_s"] for r in records])),
+    }
+
+
+def _code_version():
+    """``git describe`` of the checkout (``-dirty`` with uncommitted changes), or ``"unknown"``."""
+    import subprocess
+
+    try:
+        return subprocess.run(["git", "describe", "--always", "--dirty"], cwd=ROOT, capture_output=True,
+                              text=True, timeout=10).stdout.strip() or "unknown"
+    except (OSError, subprocess.SubprocessError):
+        return "unknown"
+
+
+def _within_mode(records):
+    recs = [r for r in records if "r_hat_mode" in r]
+    if not recs:
+        return {}
+
+    def worst(r, key, fn):
+        # one-chain modes have no r_hat (NaN): judged on the other parameters' values
+        v = [x for x in r[key].values() if np.isfinite(x)]
+        return fn(v) if v else np.nan
+
+    uni = [r for r in recs if not r["multimodal"]]
+    return {
+        "fraction_rhat_mode_lt_1.01": float(np.mean([
+            (worst(r, "r_hat_mode", max) if r["multimodal"] else worst(r, "r_hat", max)) < 1.01
+            for r in recs])),
+        "fraction_ess_bulk_mode_ge_400": float(np.mean([
+            (worst(r, "ess_bulk_mode", min) if r["multimodal"] else worst(r, "ess_bulk", min)) >= 400
+            for r in recs])),
+        "fraction_converged": float(np.mean([r["converged"] for r in recs])),
+        "unimodal": {"n": len(uni),
+                     "fraction_rhat_lt_1.01": float(np.mean([worst(r, "r_hat", max) < 1.01 for r in uni]))
+                     if uni else None,
+                     "fraction_ess_bulk_ge_400": float(np.mean([worst(r, "ess_bulk", min) >= 400
+                                                                for r in uni])) if uni else None},
+        "mean_leapfrog_steps": float(np.mean([r["mean_steps"] for r in recs])),
     }
 
 
@@ -233,6 +275,9 @@ def run_incremental(model_name, n, seed, snr, num_warmup, num_samples, log_path)
         log_path.parent.mkdir(parents=True, exist_ok=True)
         log_path.write_text(json.dumps({"settings": settings}) + "\n")
     done = {r["index"] for r in records}
+    post_dir = log_path.with_name(log_path.stem + "_posteriors")
+    post_dir.mkdir(parents=True, exist_ok=True)
+    code = _code_version()
     fits = jaxspec.fit_binary_batch(flux, wave, err, model=model, resolution=resolution, **opts)
     for i in range(n):
         if i in done:
@@ -240,14 +285,23 @@ def run_incremental(model_name, n, seed, snr, num_warmup, num_samples, log_path)
         post = sample_binary(flux[i], wave, err[i], model=model, fit=fits[i], resolution=resolution,
                              priors=priors(), num_warmup=num_warmup, num_samples=num_samples, seed=seed + i,
                              **opts)
+        # The draws themselves, so that modes, intervals and diagnostics can be rescored later
+        # without sampling again.
+        post.save(post_dir / f"{i:04d}.h5")
         diag = post.diagnostics()
         cover = {k: {str(lv): bool(lo <= truth[k][i] <= hi) for lv in TARGET
                      for lo, hi in [post.interval(k, lv)]} for k in PARAMS}
         rec = {"index": i, "truth": {k: float(v[i]) for k, v in truth.items()}, "cover": cover,
                "r_hat": {k: float(diag[k]["r_hat"]) for k in PARAMS},
                "ess_bulk": {k: float(diag[k]["ess_bulk"]) for k in PARAMS},
-               "multimodal": bool(post.multimodal), "divergence_fraction": float(post.diverging.mean()),
-               "flag": post.flag_message, "sample_s": float(post.timing["sample_s"])}
+               "r_hat_mode": {k: float(diag[k]["r_hat_mode"]) for k in PARAMS},
+               "ess_bulk_mode": {k: float(diag[k]["ess_bulk_mode"]) for k in PARAMS},
+               "multimodal": bool(post.multimodal), "mode_weights": [m["weight"] for m in post.modes],
+               "mode_chains": [m["chains"] for m in post.modes],
+               "divergence_fraction": float(post.diverging.mean()),
+               "mean_steps": float(post.num_steps.mean()), "warmup_steps": post.warmup_steps.tolist(),
+               "converged": bool(post.converged),
+               "flag": post.flag_message, "sample_s": float(post.timing["sample_s"]), "code": code}
         with log_path.open("a") as fh:
             fh.write(json.dumps(rec) + "\n")
         records.append(rec)
