@@ -51,6 +51,7 @@ def toy_post(toy, calib):
 
     model, wave, bm, opts = toy
     flux, err = simulate_one(bm, TRUTH)
+    # max_samples=150: exactly 150 draws (no extension), whatever the diagnostics say
     post = sample_binary(flux, wave, err, model=model, priors=calib.priors(), num_warmup=150, num_samples=150,
-                         seed=0, **opts)
+                         max_samples=150, seed=0, **opts)
     return post, flux, err

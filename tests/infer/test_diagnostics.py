@@ -50,3 +50,48 @@ def test_mode_log_mass_is_exact_for_a_gaussian():
     z = rng.multivariate_normal([1.0, -1.0], cov, 4000)
     lp = np.log(0.3) + multivariate_normal([1.0, -1.0], cov).logpdf(z)
     assert mode_log_mass(z, lp) == pytest.approx(np.log(0.3), abs=0.05)
+
+
+def _posterior(samples, chain_mode):
+    """A BinaryPosterior assembled from draws alone (no sampler): for the flag logic."""
+    from jaxspec.infer import BinaryPosterior
+
+    names = tuple(samples)
+    c, s = next(iter(samples.values())).shape
+    modes = [{"chains": np.flatnonzero(chain_mode == k).tolist(), "log_mass": 0.0, "weight": 0.0,
+              "medians": {n: float(np.median(samples[n][chain_mode == k])) for n in names}}
+             for k in range(int(chain_mode.max()) + 1)]
+    for m in modes:
+        m["weight"] = 1.0 / len(modes)
+    zc, zp = np.zeros((c, s)), np.zeros(4)
+    return BinaryPosterior(
+        samples=samples, names=names, units=("",) * len(names), fixed={}, log_density=zc,
+        diverging=zc.astype(bool), num_steps=np.full((c, s), 7), tree_depth=np.full((c, s), 3),
+        accept_prob=zc + 0.8, step_size=np.full(c, 0.3), warmup_divergences=np.zeros(c, int),
+        warmup_steps=np.zeros(c, int), chain_mode=np.asarray(chain_mode), chain_start=np.zeros(c, int),
+        modes=modes, fit_params={}, optima=[], wave=zp, flux=zp, ivar=zp, model_median=zp,
+        model_band=np.zeros((4, 4)), predictive_band=np.zeros((2, 4)), model_1=zp, model_2=zp, continuum=zp,
+        settings={"max_tree_depth": 8})
+
+
+def test_every_mode_is_checked_even_a_one_chain_mode():
+    """Two well-mixed chains in mode 0 and two one-chain modes. A one-chain mode whose halves disagree
+    (a chain still drifting) sets the r_hat flag; before, only mode 0 was judged and a one-chain main
+    mode had no r_hat at all."""
+    from jaxspec.infer import FLAGS
+
+    rng = np.random.default_rng(5)
+    good = rng.normal(0.0, 1.0, (4, 2000))
+    good[2] += 40.0
+    good[3] -= 40.0
+    ok = _posterior({"rv_1": good.copy()}, np.array([0, 0, 1, 2]))
+    assert ok.multimodal and ok.diagnostics()["rv_1"]["r_hat_mode"] < 1.01
+    assert not ok.flag & FLAGS["r_hat"] and ok.flag & FLAGS["multimodal"]
+    drift = good.copy()
+    drift[3, 1000:] += 3.0  # chain 3 moves by 3 sd half way
+    bad = _posterior({"rv_1": drift}, np.array([0, 0, 1, 2]))
+    assert bad.diagnostics()["rv_1"]["r_hat_mode"] > 1.1
+    assert bad.flag & FLAGS["r_hat"] and not bad.converged and "NOT CONVERGED" in bad.summary()
+    # one chain per mode, the main mode's halves disagree
+    solo = _posterior({"rv_1": drift[[3, 2]]}, np.array([0, 1]))
+    assert solo.flag & FLAGS["r_hat"]

@@ -114,6 +114,39 @@ def test_bad_input_gives_clear_errors(toy, toy_post):
         sample_binary(flux, wave, err, model=model, chain_method="parallel", num_chains=64, **opts)
     with pytest.raises(ValueError, match=r"\(N, P\)"):
         sample_binary_batch(flux, wave, err, model=model, **opts)
+    with pytest.raises(ValueError, match="max_samples"):
+        sample_binary(flux, wave, err, model=model, num_samples=100, max_samples=50, **opts)
+
+
+def test_chains_continue_until_the_diagnostics_hold(toy, toy_post, calib):
+    """Short chains (150 warmup + 100 draws) cannot reach bulk ESS 400 for every parameter: they continue
+    from where they stopped, 100 draws at a time, up to max_samples, with the adapted step size and mass
+    matrix; the batch path does the same for the spectra that need it."""
+    from jaxspec.infer import FLAGS, sample_binary, sample_binary_batch
+
+    model, wave, bm, opts = toy
+    _, flux, err = toy_post
+    kw = dict(model=model, priors=calib.priors(), num_warmup=150, num_samples=100, seed=3, **opts)
+    once = sample_binary(flux, wave, err, max_samples=100, **kw)
+    assert once.num_draws == 100 and once.settings["extensions"] == 0
+    assert once.flag & FLAGS["low_ess"]  # so the default would continue
+    more = sample_binary(flux, wave, err, max_samples=300, **kw)
+    n_ext = more.settings["extensions"]
+    assert more.num_draws == 100 * (1 + n_ext) and 1 <= n_ext <= 2
+    assert n_ext == 2 or not more.flag & (FLAGS["r_hat"] | FLAGS["low_ess"])
+    # the first block is the same run; the continuation starts where it stopped (no new warmup)
+    for n in more.names:
+        np.testing.assert_allclose(more.samples[n][:, :100], once.samples[n], rtol=1e-6)
+        assert np.all(np.isfinite(more.samples[n]))
+    np.testing.assert_array_equal(more.step_size, once.step_size)
+    assert min(more.diagnostics()[n]["ess_bulk"] for n in more.names) > \
+        min(once.diagnostics()[n]["ess_bulk"] for n in once.names)
+    jump = np.abs(more.samples["rv_1"][:, 100] - more.samples["rv_1"][:, 99])
+    assert np.all(jump < 4.0 * more.samples["rv_1"].std())
+    batch = sample_binary_batch(np.stack([flux, flux]), wave, np.stack([err, err]), max_samples=200,
+                                chunk_size=2, **kw)
+    assert all(p.num_draws == 200 and p.settings["extensions"] == 1 for p in batch)
+    assert all(np.all(np.isfinite(v)) for p in batch for v in p.samples.values())
 
 
 def test_chain_method_choice(monkeypatch):

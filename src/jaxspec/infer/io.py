@@ -18,7 +18,8 @@ import numpy as np
 __all__ = ["load", "save", "to_arviz"]
 
 _ARRAYS = ("log_density", "diverging", "num_steps", "tree_depth", "accept_prob", "step_size",
-           "warmup_divergences", "warmup_steps", "chain_mode", "chain_start", "wave", "flux", "ivar", "model_median",
+           "warmup_divergences", "warmup_steps", "chain_mode", "chain_start", "wave", "flux", "ivar",
+           "model_median",
            "model_band", "predictive_band", "model_1", "model_2", "continuum")
 _JSON = ("names", "units", "fixed", "modes", "fit_params", "optima", "prior", "settings", "timing")
 FORMAT_VERSION = 1

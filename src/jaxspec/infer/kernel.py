@@ -73,6 +73,8 @@ def make_runner(log_density, *, num_warmup: int, num_samples: int, dense_mass: b
         warmup_tree_depth: the cap during warmup (default: ``max_tree_depth``).
         chain_method: see the module docstring.
         adapt_mass_matrix: adapt the mass matrix during warmup (from the given start).
+            With ``num_warmup=0`` nothing adapts: the given step size and inverse
+            mass matrix are used as they are (continuing chains that have warmed up).
 
     Returns:
         ``run(keys (C,), z0 (C, d), inverse_mass (C, d, d) or (C, d), step_size (C,),
@@ -96,8 +98,10 @@ def make_runner(log_density, *, num_warmup: int, num_samples: int, dense_mass: b
     def one_chain(key, z0, inv_mass, step_size, flux, ivar):
         # A fresh hmc() per trace: NumPyro's init_kernel keeps its settings in closure variables.
         init_kernel, sample_kernel = hmc(potential_fn_gen=potential_gen, algo="NUTS")
+        # Without warmup NumPyro would still search a "reasonable" step size at init: keep the given one.
+        adapt = num_warmup > 0
         state = init_kernel(z0, num_warmup, step_size=step_size, inverse_mass_matrix=inv_mass,
-                            adapt_step_size=True, adapt_mass_matrix=adapt_mass_matrix,
+                            adapt_step_size=adapt, adapt_mass_matrix=adapt_mass_matrix and adapt,
                             dense_mass=dense_mass, target_accept_prob=target_accept_prob,
                             max_tree_depth=depths, model_args=(flux, ivar), rng_key=key)
 

@@ -4,9 +4,9 @@ Draws are stored per parameter as (chain, draw) arrays in physical units.
 Nothing is averaged across modes: chains are grouped into modes
 (:func:`jaxspec.infer.diagnostics.find_modes`); when there is more than one,
 ``multimodal`` is True, ``modes`` lists each mode's chains, medians and
-Laplace weight, and r_hat is judged within modes (the r_hat across all
-chains is still shown: it measures the disagreement between modes, not a
-sampling failure).
+Laplace weight, and r_hat is judged within every mode (a one-chain mode on
+its two halves; the r_hat across all chains is still shown: it measures the
+disagreement between modes, not a sampling failure).
 """
 
 from __future__ import annotations
@@ -26,7 +26,7 @@ ESS_MIN = 400.0
 DIVERGENCE_MAX = 0.01  # largest acceptable fraction of divergent transitions
 
 FLAGS = {
-    "r_hat": 1,  # r_hat above RHAT_MAX within a mode (chains of one mode disagree: not converged)
+    "r_hat": 1,  # r_hat above RHAT_MAX within a mode (chains, or halves of a chain, disagree: not converged)
     "low_ess": 2,  # bulk ESS below ESS_MIN for a parameter (of the whole posterior, or of the main mode)
     "divergences": 4,  # more than DIVERGENCE_MAX of the transitions diverged
     "tree_depth": 8,  # more than 5 % of the transitions hit the maximum tree depth
@@ -192,7 +192,12 @@ class BinaryPosterior:
         return {n: v[ch] for n, v in self.samples.items()}
 
     def diagnostics(self) -> dict:
-        """Per parameter: r_hat and ESS over all chains and within the main mode (mode 0).
+        """Per parameter: r_hat and ESS over all chains, and within modes.
+
+        ``r_hat_mode`` is the largest split r_hat within any mode (a mode of one
+        chain is judged on that chain's two halves, so no mode goes unchecked);
+        ``ess_bulk_mode`` and ``ess_tail_mode`` are those of the main mode
+        (mode 0). With one mode the within-mode values equal the pooled ones.
 
         Returns:
             ``{name: {"r_hat", "ess_bulk", "ess_tail", "r_hat_mode", "ess_bulk_mode", "ess_tail_mode"}}``.
@@ -207,8 +212,10 @@ class BinaryPosterior:
             x = self.samples[n]
             row = {"r_hat": rhat(x), "ess_bulk": ess_bulk(x), "ess_tail": ess_tail(x)}
             xm = x[main]
-            row.update(r_hat_mode=rhat(xm) if len(main) > 1 else float("nan"), ess_bulk_mode=ess_bulk(xm),
-                       ess_tail_mode=ess_tail(xm))
+            within = [rhat(x[m["chains"]]) for m in self.modes]
+            # NaN only when every mode's draws are constant (as rhat itself)
+            worst = float(np.nanmax(within)) if np.any(np.isfinite(within)) else float("nan")
+            row.update(r_hat_mode=worst, ess_bulk_mode=ess_bulk(xm), ess_tail_mode=ess_tail(xm))
             out[n] = row
         return out
 
@@ -269,13 +276,14 @@ class BinaryPosterior:
         return float(lo), float(hi)
 
     def summary(self) -> str:
-        """Table: mean, sd, 2.5/16/50/84/97.5 % quantiles, bulk and tail ESS, r_hat (within the main
-        mode too when multimodal), then divergences, step size, tree depth, modes and flags."""
+        """Table: mean, sd, 2.5/16/50/84/97.5 % quantiles, bulk and tail ESS, r_hat (and, when
+        multimodal, the worst r_hat within a mode), then divergences, step size, tree depth, modes
+        and flags."""
         diag = self.diagnostics()
         mm = self.multimodal
         head = (f"{'parameter':11s} {'mean':>10s} {'sd':>9s} {'2.5%':>10s} {'16%':>10s} {'50%':>10s} "
                 f"{'84%':>10s} {'97.5%':>10s} {'ess_bulk':>8s} {'ess_tail':>8s} {'r_hat':>6s}")
-        lines = [head + (f" {'r_hat_mode0':>11s}" if mm else "") + "  unit"]
+        lines = [head + (f" {'r_hat_mode':>11s}" if mm else "") + "  unit"]
         for n, u in zip(self.names, self.units, strict=True):
             x = self.samples[n]
             q = np.quantile(x, [0.025, 0.16, 0.5, 0.84, 0.975])

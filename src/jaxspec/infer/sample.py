@@ -35,7 +35,7 @@ from jaxspec.fit.continuum import solve_continuum
 from jaxspec.infer.init import initial_state
 from jaxspec.infer.kernel import CHAIN_METHODS, make_runner
 from jaxspec.infer.model import CONTINUUM_MODES, log_likelihood, make_prior
-from jaxspec.infer.posterior import BinaryPosterior
+from jaxspec.infer.posterior import FLAGS, BinaryPosterior
 
 __all__ = ["sample_binary", "sample_binary_batch"]
 
@@ -74,11 +74,14 @@ class _Sampler:
 
         return self.prior.log_density(z, loglike)
 
-    def runner(self, method: str, batched: bool):
-        key = (method, batched)
+    def runner(self, method: str, batched: bool, extend: int = 0):
+        """The chain program: warmup then ``num_samples`` draws, or (``extend > 0``) ``extend`` more
+        draws from warmed-up chains (no adaptation: their step size and mass matrix as given)."""
+        key = (method, batched, int(extend))
         if key not in self._runs:
             s = self.settings
-            run = make_runner(self._log_density, num_warmup=s.num_warmup, num_samples=s.num_samples,
+            n_warm, n_draw = (0, int(extend)) if extend else (s.num_warmup, s.num_samples)
+            run = make_runner(self._log_density, num_warmup=n_warm, num_samples=n_draw,
                               dense_mass=s.dense_mass, target_accept_prob=s.target_accept_prob,
                               max_tree_depth=s.max_tree_depth, chain_method=method,
                               warmup_tree_depth=s.warmup_tree_depth)
@@ -151,13 +154,14 @@ def _check_settings(num_warmup, num_samples, num_chains, continuum, target_accep
                      continuum, int(warmup_tree_depth))
 
 
-def _run_chains(sampler, method, keys, z0, inv_mass, step, flux, ivar):
-    """One spectrum's chains as numpy arrays (see :class:`~jaxspec.infer.kernel.ChainTrace`)."""
+def _run_chains(sampler, method, keys, z0, inv_mass, step, flux, ivar, extend=0):
+    """One spectrum's chains as numpy arrays (see :class:`~jaxspec.infer.kernel.ChainTrace`);
+    ``extend > 0``: that many further draws of warmed-up chains (see :meth:`_Sampler.runner`)."""
     dt = sampler.dtype
     args = [jnp.asarray(a, dt) for a in (z0, inv_mass, step)]
     d, w = jnp.asarray(flux, dt), jnp.asarray(ivar, dt)
     if method != "threads":
-        out = sampler.runner(method, False)(keys, *args, d, w)
+        out = sampler.runner(method, False, extend)(keys, *args, d, w)
         return jax.tree_util.tree_map(np.asarray, jax.device_get(out))
     from concurrent.futures import ThreadPoolExecutor
 
@@ -172,9 +176,9 @@ def _run_chains(sampler, method, keys, z0, inv_mass, step, flux, ivar):
     # One chain per call, so that each chain builds trees of its own size (vectorized chains all
     # pay for the deepest tree); compiled once, ahead of the threads (two threads calling a fresh
     # jit function may both compile it).
-    key = ("threads", d.shape, str(d.dtype))
+    key = ("threads", d.shape, str(d.dtype), int(extend))
     if key not in sampler._runs:
-        sampler._runs[key] = sampler.runner("vectorized", False).lower(*one(0)).compile()
+        sampler._runs[key] = sampler.runner("vectorized", False, extend).lower(*one(0)).compile()
     run = sampler._runs[key]
 
     def work(c):
@@ -183,6 +187,28 @@ def _run_chains(sampler, method, keys, z0, inv_mass, step, flux, ivar):
     with ThreadPoolExecutor(max_workers=workers) as pool:
         parts = list(pool.map(work, range(n)))
     return jax.tree_util.tree_map(lambda *xs: np.concatenate([np.asarray(x) for x in xs]), *parts)
+
+
+_NEEDS_MORE = FLAGS["r_hat"] | FLAGS["low_ess"]
+
+
+def _append(trace, more):
+    """``trace`` followed by the draws of ``more`` (its continuation: same step size and mass matrix)."""
+    cat = {f: np.concatenate([getattr(trace, f), getattr(more, f)], axis=1)
+           for f in ("z", "log_density", "diverging", "num_steps", "accept_prob")}
+    return trace._replace(**cat)
+
+
+def _extension_keys(seed, k, shape):
+    base = jax.random.fold_in(jax.random.key(seed), 1000 + k)
+    return jax.random.split(base, int(np.prod(shape))).reshape(shape)
+
+
+def _max_samples(max_samples, num_samples):
+    n = 3 * int(num_samples) if max_samples is None else int(max_samples)
+    if n < int(num_samples):
+        raise ValueError(f"max_samples ({n}) must be >= num_samples ({num_samples})")
+    return n
 
 
 def _starts(sampler, fit, prior, num_chains, rng, chi2_margin, flux, ivar):
@@ -211,6 +237,13 @@ _DOC_ARGS = """
         continuum: ``"marginal"`` (integrated out analytically; default) or
             ``"profile"`` (best continuum at each point).
         num_warmup, num_samples, num_chains: NUTS iterations and chains.
+        max_samples: draws per chain at most (default ``3 * num_samples``).
+            While the posterior's r_hat (within modes) exceeds 1.01 or a bulk
+            ESS is below 400, the warmed-up chains continue by another
+            ``num_samples`` draws (same step size and mass matrix; one more
+            compiled program), up to ``max_samples``; ``max_samples =
+            num_samples`` turns this off. ``settings["extensions"]`` says how
+            many blocks were added.
         chain_method: ``"auto"``, ``"vectorized"``, ``"sequential"``,
             ``"parallel"`` or ``"threads"`` (module docstring).
         target_accept_prob, max_tree_depth: NUTS settings.
@@ -231,7 +264,8 @@ _DOC_ARGS = """
 
 def sample_binary(flux, wave, err=None, ivar=None, model=None, fit=None, *, resolution=None, priors=None,
                   error_scale: bool = False, continuum: str = "marginal", num_warmup: int = 300,
-                  num_samples: int = 500, num_chains: int = 4, chain_method: str = "auto",
+                  num_samples: int = 500, num_chains: int = 4, max_samples: int | None = None,
+                  chain_method: str = "auto",
                   target_accept_prob: float = 0.8, max_tree_depth: int = 8, warmup_tree_depth: int = 5,
                   chi2_margin: float = 9.0,
                   seed: int = 0, n_predictive: int = 100, unnormalized=None, **options) -> BinaryPosterior:
@@ -257,6 +291,7 @@ def sample_binary(flux, wave, err=None, ivar=None, model=None, fit=None, *, reso
         model = default_model()
     settings = _check_settings(num_warmup, num_samples, num_chains, continuum, target_accept_prob,
                                max_tree_depth, warmup_tree_depth)
+    max_samples = _max_samples(max_samples, num_samples)
     flux, wave, ivar = prepare_spectrum(flux, wave, err, ivar)
     if flux.ndim != 1:
         raise ValueError(f"sample_binary samples one spectrum, shape (P,); got {flux.shape}: "
@@ -277,10 +312,24 @@ def sample_binary(flux, wave, err=None, ivar=None, model=None, fit=None, *, reso
     keys = jax.random.split(jax.random.key(seed), num_chains)
     t1 = time.perf_counter()
     trace = _run_chains(sampler, method, keys, z0, inv, np.full(num_chains, 0.5), flux, ivar)
-    t_sample = time.perf_counter() - t1
-    return BinaryPosterior.build(sampler, trace, fit=fit, wave=wave, flux=flux, ivar=ivar, optima=optima,
-                                 chain_start=which, chain_method=method, seed=seed, n_predictive=n_predictive,
-                                 timing={"fit_s": t_fit, "sample_s": t_sample})
+
+    def build(tr, n_ext):
+        post = BinaryPosterior.build(sampler, tr, fit=fit, wave=wave, flux=flux, ivar=ivar, optima=optima,
+                                     chain_start=which, chain_method=method, seed=seed,
+                                     n_predictive=n_predictive,
+                                     timing={"fit_s": t_fit, "sample_s": time.perf_counter() - t1})
+        post.settings.update(max_samples=max_samples, extensions=n_ext)
+        return post
+
+    post, n_ext = build(trace, 0), 0
+    while post.flag & _NEEDS_MORE and trace.z.shape[1] + settings.num_samples <= max_samples:
+        n_ext += 1
+        keys = _extension_keys(seed, n_ext, (num_chains,))
+        more = _run_chains(sampler, method, keys, trace.z[:, -1], trace.inverse_mass_matrix, trace.step_size,
+                           flux, ivar, extend=settings.num_samples)
+        trace = _append(trace, more)
+        post = build(trace, n_ext)
+    return post
 
 
 def _check_fit(fit, fitter, *, batched):
@@ -296,9 +345,10 @@ def _check_fit(fit, fitter, *, batched):
 def sample_binary_batch(flux, wave, err=None, ivar=None, model=None, fits=None, *, resolution=None,
                         priors=None, error_scale: bool = False, continuum: str = "marginal",
                         num_warmup: int = 300, num_samples: int = 500, num_chains: int = 4,
-                        chain_method: str = "vectorized", chunk_size: int = 16,
+                        max_samples: int | None = None, chain_method: str = "vectorized",
+                        chunk_size: int = 16,
                         target_accept_prob: float = 0.8, max_tree_depth: int = 8, warmup_tree_depth: int = 5,
-                  chi2_margin: float = 9.0,
+                        chi2_margin: float = 9.0,
                         seed: int = 0, n_predictive: int = 100, unnormalized=None,
                         **options) -> list[BinaryPosterior]:
     """Posteriors of many spectra on one grid: one compiled program ``vmap``-ped over spectra.
@@ -312,11 +362,13 @@ def sample_binary_batch(flux, wave, err=None, ivar=None, model=None, fits=None, 
         fits: a batch :class:`~jaxspec.fit.BinaryFit` of these spectra (default:
             :func:`jaxspec.fit_binary_batch` is run).
         chain_method: ``"vectorized"`` or ``"sequential"`` (chains within each spectrum).
-        chunk_size: spectra per compiled call.""" + _DOC_ARGS + """
+        chunk_size: spectra per compiled call; the spectra of a chunk that need
+            more draws (``max_samples``) continue together, padded to the chunk size.""" + _DOC_ARGS + """
 
     Returns:
         A list of N :class:`~jaxspec.infer.BinaryPosterior`; each one's
-        ``timing["sample_s"]`` is its chunk's wall time divided by the chunk's spectra.
+        ``timing["sample_s"]`` is its chunk's wall time (extensions included)
+        divided by the chunk's spectra.
 
     Raises:
         ValueError: as :func:`sample_binary`, and flux not (N, P).
@@ -327,6 +379,7 @@ def sample_binary_batch(flux, wave, err=None, ivar=None, model=None, fits=None, 
         model = default_model()
     settings = _check_settings(num_warmup, num_samples, num_chains, continuum, target_accept_prob,
                                max_tree_depth, warmup_tree_depth)
+    max_samples = _max_samples(max_samples, num_samples)
     if chain_method not in ("vectorized", "sequential"):
         raise ValueError(f"sample_binary_batch runs chains 'vectorized' or 'sequential', "
                          f"got {chain_method!r}")
@@ -364,11 +417,38 @@ def sample_binary_batch(flux, wave, err=None, ivar=None, model=None, fits=None, 
                 jnp.asarray(ivar[idx], sampler.dtype))
         t1 = time.perf_counter()
         trace = jax.tree_util.tree_map(np.asarray, jax.device_get(run(*args)))
-        per = (time.perf_counter() - t1) / len(range(a, min(a + chunk, n)))
-        for j, i in enumerate(range(a, min(a + chunk, n))):
-            tr = type(trace)(*(x[j] for x in trace))
-            out.append(BinaryPosterior.build(
-                sampler, tr, fit=fits[i], wave=wave, flux=flux[i], ivar=ivar[i], optima=starts[i][2],
+        members = list(range(a, min(a + chunk, n)))
+        traces = {i: type(trace)(*(x[j] for x in trace)) for j, i in enumerate(members)}
+
+        def build(i, n_ext, t1=t1, members=members, traces=traces):
+            post = BinaryPosterior.build(
+                sampler, traces[i], fit=fits[i], wave=wave, flux=flux[i], ivar=ivar[i], optima=starts[i][2],
                 chain_start=starts[i][3], chain_method=chain_method, seed=seed, n_predictive=n_predictive,
-                timing={"fit_s": t_fit, "sample_s": per}))
+                timing={"fit_s": t_fit, "sample_s": (time.perf_counter() - t1) / len(members)})
+            post.settings.update(max_samples=max_samples, extensions=n_ext)
+            return post
+
+        posts = {i: build(i, 0) for i in members}
+        n_ext = 0
+        while True:
+            need = [i for i in members if posts[i].flag & _NEEDS_MORE
+                    and traces[i].z.shape[1] + settings.num_samples <= max_samples]
+            if not need:
+                break
+            n_ext += 1
+            pad = [need[min(j, len(need) - 1)] for j in range(chunk)]
+            ext = (_extension_keys(seed, n_ext, (chunk, num_chains)),
+                   jnp.asarray(np.stack([traces[i].z[:, -1] for i in pad]), sampler.dtype),
+                   jnp.asarray(np.stack([traces[i].inverse_mass_matrix for i in pad]), sampler.dtype),
+                   jnp.asarray(np.stack([traces[i].step_size for i in pad]), sampler.dtype),
+                   jnp.asarray(flux[pad], sampler.dtype), jnp.asarray(ivar[pad], sampler.dtype))
+            more = jax.tree_util.tree_map(np.asarray, jax.device_get(
+                sampler.runner(chain_method, True, settings.num_samples)(*ext)))
+            for j, i in enumerate(need):
+                traces[i] = _append(traces[i], type(more)(*(x[j] for x in more)))
+            for i in need:
+                posts[i] = build(i, n_ext)
+        for i in members:  # every spectrum of the chunk shares the chunk's wall time
+            posts[i].timing["sample_s"] = (time.perf_counter() - t1) / len(members)
+            out.append(posts[i])
     return out
