@@ -154,7 +154,8 @@ def coverage(posts, truth, params=PARAMS):
     return out
 
 
-def run(model_name="toy", n=12, seed=0, snr=30.0, num_warmup=300, num_samples=500, chunk_size=16):
+def run(model_name="toy", n=12, seed=0, snr=30.0, num_warmup=300, num_samples=500, chunk_size=16,
+        max_samples=None):
     """Simulate ``n`` binaries from the prior, sample them, and return the result dict and the posteriors."""
     from jaxspec.fit.binary import _get_fitter, _options
     from jaxspec.infer import sample_binary_batch
@@ -168,6 +169,7 @@ def run(model_name="toy", n=12, seed=0, snr=30.0, num_warmup=300, num_samples=50
     t0 = time.perf_counter()
     posts = sample_binary_batch(flux, wave, err, model=model, resolution=resolution, priors=priors(),
                                 num_warmup=num_warmup, num_samples=num_samples, chunk_size=chunk_size,
+                                max_samples=max_samples,
                                 seed=seed, **opts)
     wall = time.perf_counter() - t0
     cov = coverage(posts, truth)
@@ -176,7 +178,8 @@ def run(model_name="toy", n=12, seed=0, snr=30.0, num_warmup=300, num_samples=50
     ess_ok = [all(d[k]["ess_bulk"] >= 400 for k in PARAMS) for d in diag]
     result = {
         "model": model_name, "n": n, "snr": snr, "seed": seed, "num_warmup": num_warmup,
-        "num_samples": num_samples, "num_chains": 4, "prior": posts[0].prior, "coverage": cov,
+        "num_samples": num_samples, "max_samples": max_samples, "num_chains": 4, "prior": posts[0].prior,
+        "draws_per_chain": [p.num_draws for p in posts], "coverage": cov,
         "target": {str(k): v for k, v in TARGET.items()},
         "coverage_pass": {k: all(TARGET[lv][0] <= v[str(lv)] <= TARGET[lv][1] for lv in TARGET)
                           for k, v in cov.items()},
@@ -244,10 +247,11 @@ def _within_mode(records):
                      "fraction_ess_bulk_ge_400": float(np.mean([worst(r, "ess_bulk", min) >= 400
                                                                 for r in uni])) if uni else None},
         "mean_leapfrog_steps": float(np.mean([r["mean_steps"] for r in recs])),
+        "mean_draws_per_chain": float(np.mean([r.get("draws_per_chain", 500) for r in recs])),
     }
 
 
-def run_incremental(model_name, n, seed, snr, num_warmup, num_samples, log_path):
+def run_incremental(model_name, n, seed, snr, num_warmup, num_samples, log_path, max_samples=None):
     """One :func:`jaxspec.sample_binary` per spectrum (chains on the CPU cores), each posterior's
     record appended to ``log_path`` (JSON lines) as soon as it is done: a killed run keeps its
     finished posteriors and a rerun with the same settings continues after them."""
@@ -262,7 +266,7 @@ def run_incremental(model_name, n, seed, snr, num_warmup, num_samples, log_path)
     truth = draw_truths(bm, n, rng)
     flux, err, _ = simulate(bm, truth, rng, snr=snr)
     settings = {"model": model_name, "n": n, "seed": seed, "snr": snr, "num_warmup": num_warmup,
-                "num_samples": num_samples}
+                "num_samples": num_samples, "max_samples": max_samples}
     log_path = Path(log_path)
     records = []
     if log_path.exists():
@@ -283,7 +287,8 @@ def run_incremental(model_name, n, seed, snr, num_warmup, num_samples, log_path)
         if i in done:
             continue
         post = sample_binary(flux[i], wave, err[i], model=model, fit=fits[i], resolution=resolution,
-                             priors=priors(), num_warmup=num_warmup, num_samples=num_samples, seed=seed + i,
+                             priors=priors(), num_warmup=num_warmup, num_samples=num_samples,
+                             max_samples=max_samples, seed=seed + i,
                              **opts)
         # The draws themselves, so that modes, intervals and diagnostics can be rescored later
         # without sampling again.
@@ -301,7 +306,8 @@ def run_incremental(model_name, n, seed, snr, num_warmup, num_samples, log_path)
                "divergence_fraction": float(post.diverging.mean()),
                "mean_steps": float(post.num_steps.mean()), "warmup_steps": post.warmup_steps.tolist(),
                "converged": bool(post.converged),
-               "flag": post.flag_message, "sample_s": float(post.timing["sample_s"]), "code": code}
+               "flag": post.flag_message, "sample_s": float(post.timing["sample_s"]), "code": code,
+               "draws_per_chain": post.num_draws}
         with log_path.open("a") as fh:
             fh.write(json.dumps(rec) + "\n")
         records.append(rec)
@@ -325,6 +331,9 @@ def main(argv=None):
     ap.add_argument("--num-warmup", type=int, default=300)
     ap.add_argument("--num-samples", type=int, default=500)
     ap.add_argument("--chunk-size", type=int, default=16)
+    ap.add_argument("--max-samples", type=int, default=None,
+                    help="draws per chain at most (sample_binary's default: 3 x --num-samples; chains "
+                         "continue past --num-samples while r_hat > 1.01 or bulk ESS < 400)")
     ap.add_argument("--out", default=None)
     ap.add_argument("--batch", action="store_true",
                     help="all spectra through sample_binary_batch (vectorized chains) instead of one "
@@ -338,11 +347,11 @@ def main(argv=None):
 
     if args.batch:
         result, _, _ = run(args.model, args.n, args.seed, args.snr, args.num_warmup, args.num_samples,
-                           args.chunk_size)
+                           args.chunk_size, args.max_samples)
     else:
         log = Path(args.log) if args.log else RESULTS / f"calibration_{args.model}.jsonl"
         result = run_incremental(args.model, args.n, args.seed, args.snr, args.num_warmup, args.num_samples,
-                                 log)
+                                 log, args.max_samples)
     result["machine"].update(cpu=cpu_model(), backend=jax.default_backend(), jax=jax.__version__,
                              x64=bool(jax.config.jax_enable_x64))
     print(f"{'parameter':12s} {'68% cover':>10s} {'95% cover':>10s}  pass   (targets 0.60-0.76, 0.90-0.98)")
