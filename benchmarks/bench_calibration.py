@@ -251,6 +251,48 @@ def _within_mode(records):
     }
 
 
+def _record(post, index, truth, code):
+    """The JSON record of one posterior: coverage of the truth, diagnostics, modes, cost."""
+    diag = post.diagnostics()
+    cover = {k: {str(lv): bool(lo <= truth[k] <= hi) for lv in TARGET
+                 for lo, hi in [post.interval(k, lv)]} for k in PARAMS}
+    return {"index": index, "truth": truth, "cover": cover,
+            "r_hat": {k: float(diag[k]["r_hat"]) for k in PARAMS},
+            "ess_bulk": {k: float(diag[k]["ess_bulk"]) for k in PARAMS},
+            "r_hat_mode": {k: float(diag[k]["r_hat_mode"]) for k in PARAMS},
+            "ess_bulk_mode": {k: float(diag[k]["ess_bulk_mode"]) for k in PARAMS},
+            "multimodal": bool(post.multimodal), "mode_weights": [m["weight"] for m in post.modes],
+            "mode_chains": [m["chains"] for m in post.modes],
+            "divergence_fraction": float(post.diverging.mean()),
+            "mean_steps": float(post.num_steps.mean()), "warmup_steps": post.warmup_steps.tolist(),
+            "converged": bool(post.converged),
+            "flag": post.flag_message, "sample_s": float(post.timing["sample_s"]), "code": code,
+            "draws_per_chain": post.num_draws}
+
+
+def rescore(log_path):
+    """Recompute every record of a log from its saved posteriors with this checkout's diagnostics
+    (flags, r_hat, ESS, intervals; the draws and modes are as sampled) and return the summary;
+    nothing is sampled. Also the way to print the table of an unfinished run."""
+    from jaxspec.infer import BinaryPosterior
+
+    log_path = Path(log_path)
+    lines = [json.loads(x) for x in log_path.read_text().splitlines() if x.strip()]
+    settings, old = lines[0]["settings"], lines[1:]
+    post_dir = log_path.with_name(log_path.stem + "_posteriors")
+    code = _code_version()
+    records = []
+    for r in old:
+        path = post_dir / f"{r['index']:04d}.h5"
+        if not path.exists():
+            raise SystemExit(f"{path} is missing: cannot rescore {log_path}")
+        rec = _record(BinaryPosterior.load(path), r["index"], r["truth"], r.get("code", "unknown"))
+        rec.update(sample_s=r["sample_s"], rescored_with=code)
+        records.append(rec)
+    return {**settings, "rescored_with": code, "target": {str(k): v for k, v in TARGET.items()},
+            **_summary(records), "machine": {"python": platform.python_version()}}
+
+
 def run_incremental(model_name, n, seed, snr, num_warmup, num_samples, log_path, max_samples=None):
     """One :func:`jaxspec.sample_binary` per spectrum (chains on the CPU cores), each posterior's
     record appended to ``log_path`` (JSON lines) as soon as it is done: a killed run keeps its
@@ -293,21 +335,7 @@ def run_incremental(model_name, n, seed, snr, num_warmup, num_samples, log_path,
         # The draws themselves, so that modes, intervals and diagnostics can be rescored later
         # without sampling again.
         post.save(post_dir / f"{i:04d}.h5")
-        diag = post.diagnostics()
-        cover = {k: {str(lv): bool(lo <= truth[k][i] <= hi) for lv in TARGET
-                     for lo, hi in [post.interval(k, lv)]} for k in PARAMS}
-        rec = {"index": i, "truth": {k: float(v[i]) for k, v in truth.items()}, "cover": cover,
-               "r_hat": {k: float(diag[k]["r_hat"]) for k in PARAMS},
-               "ess_bulk": {k: float(diag[k]["ess_bulk"]) for k in PARAMS},
-               "r_hat_mode": {k: float(diag[k]["r_hat_mode"]) for k in PARAMS},
-               "ess_bulk_mode": {k: float(diag[k]["ess_bulk_mode"]) for k in PARAMS},
-               "multimodal": bool(post.multimodal), "mode_weights": [m["weight"] for m in post.modes],
-               "mode_chains": [m["chains"] for m in post.modes],
-               "divergence_fraction": float(post.diverging.mean()),
-               "mean_steps": float(post.num_steps.mean()), "warmup_steps": post.warmup_steps.tolist(),
-               "converged": bool(post.converged),
-               "flag": post.flag_message, "sample_s": float(post.timing["sample_s"]), "code": code,
-               "draws_per_chain": post.num_draws}
+        rec = _record(post, i, {k: float(v[i]) for k, v in truth.items()}, code)
         with log_path.open("a") as fh:
             fh.write(json.dumps(rec) + "\n")
         records.append(rec)
@@ -338,6 +366,9 @@ def main(argv=None):
     ap.add_argument("--batch", action="store_true",
                     help="all spectra through sample_binary_batch (vectorized chains) instead of one "
                          "sample_binary per spectrum with a resumable log")
+    ap.add_argument("--rescore", action="store_true",
+                    help="sample nothing: recompute the records of --log from its saved posteriors and "
+                         "print the table (also for a run that has not finished)")
     ap.add_argument("--log", default=None, help="JSON-lines log of finished posteriors (one-by-one mode; "
                     "default benchmarks/results/calibration_<model>.jsonl)")
     args = ap.parse_args(argv)
@@ -345,7 +376,9 @@ def main(argv=None):
 
     from jaxspec._machine import cpu_model
 
-    if args.batch:
+    if args.rescore:
+        result = rescore(Path(args.log) if args.log else RESULTS / f"calibration_{args.model}.jsonl")
+    elif args.batch:
         result, _, _ = run(args.model, args.n, args.seed, args.snr, args.num_warmup, args.num_samples,
                            args.chunk_size, args.max_samples)
     else:
@@ -360,7 +393,17 @@ def main(argv=None):
     print(f"r_hat < 1.01: {result['fraction_rhat_lt_1.01']:.3f}; bulk ESS >= 400: "
           f"{result['fraction_ess_bulk_ge_400']:.3f} (targets >= 0.95); multimodal "
           f"{result['fraction_multimodal']:.3f}; {result['per_posterior_s']:.1f} s per posterior")
-    out = Path(args.out) if args.out else RESULTS / f"calibration_{args.model}.json"
+    if "fraction_converged" in result:
+        print(f"within modes: r_hat < 1.01 {result['fraction_rhat_mode_lt_1.01']:.3f}, bulk ESS >= 400 "
+              f"{result['fraction_ess_bulk_mode_ge_400']:.3f}; converged (no r_hat/ESS/divergence flag) "
+              f"{result['fraction_converged']:.3f}; draws per chain {result['mean_draws_per_chain']:.0f}; "
+              f"n = {result['n']}")
+    if args.out:
+        out = Path(args.out)
+    elif args.rescore:
+        out = RESULTS / f"calibration_{args.model}_rescored.json"
+    else:
+        out = RESULTS / f"calibration_{args.model}.json"
     out.parent.mkdir(parents=True, exist_ok=True)
     out.write_text(json.dumps(result, indent=1))
     print("wrote", out)

@@ -31,6 +31,9 @@ def main(argv=None):
     ap.add_argument("--num-warmup", type=int, default=300)
     ap.add_argument("--num-samples", type=int, default=500)
     ap.add_argument("--num-chains", type=int, default=4)
+    ap.add_argument("--max-samples", type=int, default=None,
+                    help="draws per chain at most (default 3 x --num-samples: chains continue while "
+                         "r_hat > 1.01 or a bulk ESS < 400)")
     ap.add_argument("--seed", type=int, default=1)
     args = ap.parse_args(argv)
 
@@ -50,9 +53,10 @@ def main(argv=None):
     post = sample_binary(flux[0], wave, err[0], model=model, fit=fit, resolution=7500.0,
                          priors={"vsini_1": (0.0, 60.0), "vsini_2": (0.0, 60.0)},
                          num_warmup=args.num_warmup, num_samples=args.num_samples,
-                         num_chains=args.num_chains, seed=args.seed)
+                         num_chains=args.num_chains, max_samples=args.max_samples, seed=args.seed)
     print(post.summary())
-    print(f"fit {post.timing['fit_s']:.1f} s, sampling {post.timing['sample_s']:.1f} s")
+    print(f"fit {post.timing['fit_s']:.1f} s, sampling {post.timing['sample_s']:.1f} s "
+          f"({post.num_draws} draws per chain)")
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
     names = ("teff_1", "logg_1", "teff_2", "feh", "rv_1", "rv_2", "vsini_1", "flux_ratio")
