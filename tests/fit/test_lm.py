@@ -83,4 +83,5 @@ def test_covariance_keeps_weakly_constrained_directions():
     want = np.linalg.inv(jtj64) * np.outer(g, g)
     # float32 rounding of a matrix with condition number ~1e3 after scaling: 1e-3 relative
     np.testing.assert_allclose(np.sqrt(np.diag(got)), np.sqrt(np.diag(want)), rtol=1e-3)
-    np.testing.assert_allclose(got, want, rtol=2e-3, atol=1e-3 * np.sqrt(np.outer(np.diag(want), np.diag(want))).max())
+    scale = np.sqrt(np.outer(np.diag(want), np.diag(want))).max()
+    np.testing.assert_allclose(got, want, rtol=2e-3, atol=1e-3 * scale)

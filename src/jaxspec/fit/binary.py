@@ -13,8 +13,9 @@ Per spectrum, all inside one jitted function that is ``vmap``-ped over spectra:
    rv_2 with the single-star model as the primary's template (finds faint
    secondaries); plus one start with the single-star solution as star 1.
 4. Levenberg-Marquardt from every start for a few iterations, then the
-   two best, the mirror of the best (stars swapped) and copies moved off
-   the bounds are polished to convergence. On a CPU the starts run one
+   best, the second best and the mirror of the best (stars swapped), the
+   copies moved off the bounds and two of them restarted at flux ratio
+   0.5, are polished to convergence. On a CPU the starts run one
    after another (``lax.map``, each stops when it converges); on an
    accelerator they are ``vmap``-ped. The continuum (a Chebyshev polynomial
    per segment of ``wave``) is solved by variable projection inside each
@@ -214,15 +215,18 @@ class _Fitter:
         cross = jnp.stack([a[i] @ a[j].T for i, j in self.pairs])  # unweighted A_i . A_j^T
         return {"a": a, "a2": a * a, "cross": cross, "rv": jnp.asarray(self.rv, self.dtype)}
 
-    def _kick(self, spec, z, floor=10.0, margin=0.05):
+    def _kick(self, spec, z, floor=10.0, margin=0.05, ratio=None):
         """The same point moved off the bounds: every free parameter at least ``margin`` of its
-        range inside, every free vsini at least ``floor`` km/s. In the logistic parametrization
-        a parameter that ran into a bound has almost no gradient left to come back with."""
+        range inside, every free vsini at least ``floor`` km/s (and, with ``ratio``, the flux
+        ratio set to it). In the logistic parametrization a parameter that ran into a bound has
+        almost no gradient left to come back with."""
         u = jnp.clip(jax.nn.sigmoid(z), margin, 1.0 - margin)
         th = spec.from_unconstrained(jnp.log(u) - jnp.log1p(-u))
         for n in ("vsini_1", "vsini_2"):
             if spec[n].fixed is None:
                 th[n] = jnp.maximum(th[n], floor)
+        if ratio is not None and spec["flux_ratio"].fixed is None:
+            th["flux_ratio"] = jnp.asarray(ratio, th["flux_ratio"].dtype)
         return spec.to_unconstrained(th)
 
     def _mirror(self, spec, z):
@@ -382,9 +386,13 @@ class _Fitter:
         # parametrization, and a vsini that drifted to ~0 cannot come back (the spectrum
         # changes only to second order there): the polished copies restart off the bounds
         # and with vsini >= 10 km/s (see _kick); the best also keeps its own values in one lane.
+        # A solution that ran into flux_ratio = 1 with the wrong star broad sits in a basin of its
+        # own: the mirrored copy and a copy of the best kicked further (20 % of each range inside,
+        # vsini >= 20 km/s) restart at flux_ratio 0.5 (bench_recovery: chi2 <= truth + 1 went from
+        # 0.965 to 0.985 of 200 binaries, at the same cost).
         b0, b1 = fits.z[order[0]], fits.z[order[1]]
-        zp = jnp.stack([b0, self._kick(spec, b0), self._kick(spec, b1),
-                        self._kick(spec, self._mirror(spec, b0))])
+        zp = jnp.stack([b0, self._kick(spec, b0, floor=20.0, margin=0.2, ratio=0.5), self._kick(spec, b1),
+                        self._kick(spec, self._mirror(spec, b0), ratio=0.5)])
         polished = self._lanes(lambda z: lm(z, max_iter=opts.max_iter), zp)
         fits = jax.tree_util.tree_map(
             lambda all_, pol: jnp.concatenate([all_.at[order[:2]].set(pol[:2]), pol[2:]]), fits, polished)
