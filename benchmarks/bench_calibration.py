@@ -24,7 +24,7 @@ done, so a long run can be stopped and resumed; ``--batch`` sends all spectra
 through one ``sample_binary_batch`` program instead. Writes JSON to
 ``benchmarks/results/calibration_<model>.json`` and prints the table.
 
-    python benchmarks/bench_calibration.py --model default --n 100   # about 75 min on a 2-core CPU
+    python benchmarks/bench_calibration.py --model default --n 100   # hours on 2 cores; resumable (--log)
     python benchmarks/bench_calibration.py --model toy --n 12
 """
 
