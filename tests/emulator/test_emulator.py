@@ -197,6 +197,21 @@ def test_per_pixel_paths_match_numpy(tmp_path, n_hid):
     np.testing.assert_allclose(np.asarray(em.flux_batch(labels)), binspec_numpy(a, labels), atol=1e-5)
 
 
+@pytest.mark.parametrize("kind", ["payne", "per_pixel"])
+def test_restrict_is_the_same_flux_on_fewer_pixels(kind, payne_em, small_em):
+    em = payne_em if kind == "payne" else small_em
+    sub = em.restrict(3, em.n_pix - 5)
+    assert sub.n_pix == em.n_pix - 8 and isinstance(sub.network, type(em.network))
+    np.testing.assert_array_equal(sub.wave, em.wave[3:-5])
+    assert sub.label_names == em.label_names and sub.range_policy == em.range_policy
+    labels = uniform_labels(em, 4)
+    np.testing.assert_allclose(np.asarray(sub.flux_batch(labels)),
+                               np.asarray(em.flux_batch(labels))[:, 3:-5], rtol=1e-6, atol=1e-6)
+    for bad in ((5, 5), (-1, 4), (0, em.n_pix + 1), (4, 5)):
+        with pytest.raises(ValueError, match="restrict needs"):
+            em.restrict(*bad)
+
+
 # ------------------------------------------------------------------- save/load
 
 

@@ -143,10 +143,14 @@ def test_chains_continue_until_the_diagnostics_hold(toy, toy_post, calib):
         min(once.diagnostics()[n]["ess_bulk"] for n in once.names)
     jump = np.abs(more.samples["rv_1"][:, 100] - more.samples["rv_1"][:, 99])
     assert np.all(jump < 4.0 * more.samples["rv_1"].std())
-    batch = sample_binary_batch(np.stack([flux, flux]), wave, np.stack([err, err]), max_samples=200,
-                                chunk_size=2, **kw)
-    assert all(p.num_draws == 200 and p.settings["extensions"] == 1 for p in batch)
-    assert all(np.all(np.isfinite(v)) for p in batch for v in p.samples.values())
+    for method in ("threads", "vectorized"):  # the CPU's way and the accelerators' (vmap over spectra)
+        batch = sample_binary_batch(np.stack([flux, flux]), wave, np.stack([err, err]), max_samples=200,
+                                    chunk_size=2, chain_method=method, **kw)
+        assert all(p.num_draws == 200 and p.settings["extensions"] == 1 for p in batch)
+        assert all(p.settings["chain_method"] == method for p in batch)
+        assert all(np.all(np.isfinite(v)) for p in batch for v in p.samples.values())
+        # the two copies of one spectrum have chains of their own (other keys), not the same draws
+        assert not np.array_equal(batch[0].samples["rv_1"], batch[1].samples["rv_1"])
 
 
 def test_chain_method_choice(monkeypatch):

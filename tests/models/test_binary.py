@@ -61,7 +61,8 @@ def test_composition_matches_independent_calculation(em, wave):
 def test_blackbody_ratio_is_flux_ratio_at_reference(em, wave):
     bm = BinaryModel(em, wave, flux_ratio_mode="blackbody", ref_wave=5150.0)
     k = np.asarray(bm.ratio(THETA))
-    mw = em.wave
+    mw = bm.model.wave  # the model pixels the observed ones see
+    assert mw.size < em.wave.size
     np.testing.assert_allclose(np.interp(5150.0, mw, k), 0.4, rtol=1e-4)
     # Cooler secondary: its share grows to the red as B(T2)/B(T1).
     ref = planck(5150.0, 4700.0) / planck(5150.0, 5800.0)
@@ -218,3 +219,48 @@ def test_segmented_shift_equals_per_segment_doppler_shift():
     for rv in (-123.4, -3.0, 0.0, 2.2, 250.0):
         want = np.concatenate([doppler_shift(f[a:b], rv, bm.dlnlam) for a, b in bm.segments])
         np.testing.assert_allclose(bm._shift_segments(f, jnp.float32(rv)), want, atol=1e-6)
+
+
+def test_crop_to_what_the_observed_pixels_see(em):
+    """A narrow observed window: the model is evaluated on fewer pixels, with the same flux and
+    Jacobian on the observed ones, at the largest shifts and rotation the bounds allow."""
+    narrow = np.arange(5120.0, 5160.0, 0.1)
+    theta = {**THETA, "rv_1": -395.0, "rv_2": 399.0, "vsini_1": 299.0, "vsini_2": 3.0}
+    for kw in ({"resolution": 7500.0}, {"resolution": np.linspace(5000.0, 9000.0, narrow.size)}, {}):
+        full = BinaryModel(em, narrow, rv_max=400.0, crop=False, **kw)
+        crop = BinaryModel(em, narrow, rv_max=400.0, **kw)
+        assert full.model.wave.size == em.n_pix
+        assert crop.model.wave.size < em.n_pix / 2 and type(crop.model) is type(em)
+        np.testing.assert_allclose(crop.flux(theta), full.flux(theta), atol=2e-6)
+        (f1, j1), (f2, j2) = full.flux_and_jacobian(theta), crop.flux_and_jacobian(theta)
+        np.testing.assert_allclose(j2, j1, atol=2e-6 * float(jnp.max(jnp.abs(j1))))
+    # the observed range at the grid's edge: nothing to crop on that side
+    edge = em.wave[em.wave < 5000.0]
+    bm = BinaryModel(em, edge, rv_max=400.0)
+    assert bm.model.wave[0] == em.wave[0] and bm.model.wave.size < em.n_pix
+
+
+def test_crop_of_a_segmented_model_without_restrict():
+    """A model without ``restrict`` is sliced; segments the observed pixels do not reach are dropped."""
+    g = np.exp(np.log(5000.0) + 1e-5 * np.arange(3000))
+    mw = np.concatenate([g, np.exp(np.log(g[-1]) + 1e-5 * (np.arange(3000) + 300))])
+
+    class Lines:
+        label_names = ("teff",)
+        label_bounds = np.array([[4000.0, 7000.0]])
+        wave = mw
+
+        def flux(self, labels):
+            x = jnp.asarray(mw)
+            return 1.0 - 0.5 * (labels[0] / 7000.0) * jnp.sum(
+                jnp.exp(-0.5 * ((x[:, None] - mw[jnp.arange(100, 6000, 250)]) / 0.05) ** 2), axis=1)
+
+    th = {"teff_1": 6000.0, "teff_2": 4500.0, "rv_1": 60.0, "rv_2": -80.0, "vsini_1": 20.0,
+          "vsini_2": 5.0, "flux_ratio": 0.6}
+    for obs in (mw[3400:4000], mw[2500:3600]):  # inside the second segment; across the gap
+        full = BinaryModel(Lines(), obs, shared=(), rv_max=100.0, vsini_max=50.0, resolution=20000.0,
+                           crop=False)
+        crop = BinaryModel(Lines(), obs, shared=(), rv_max=100.0, vsini_max=50.0, resolution=20000.0)
+        assert crop.model.wave.size < mw.size
+        assert len(crop.segments) == (1 if obs[0] > mw[3000] else 2)
+        np.testing.assert_allclose(crop.flux(th), full.flux(th), atol=2e-6)

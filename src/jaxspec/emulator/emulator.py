@@ -407,6 +407,34 @@ class Emulator:
             self._check_concrete(c)
         return jax.vmap(self._flux)(jnp.asarray(labels, self.dtype))
 
+    def restrict(self, start: int, stop: int) -> Emulator:
+        """The same emulator on the pixels ``wave[start:stop]`` only.
+
+        The output layer (or the per-pixel networks) is sliced, so evaluating
+        it costs less in proportion; the flux on those pixels is unchanged.
+        The binary model uses this to evaluate only the part of the model grid
+        that the observed pixels need.
+
+        Raises:
+            ValueError: unless ``0 <= start < stop <= n_pix`` with at least 2 pixels.
+        """
+        start, stop = int(start), int(stop)
+        if not 0 <= start < stop <= self.n_pix or stop - start < 2:
+            raise ValueError(f"restrict needs 0 <= start < stop <= {self.n_pix} with >= 2 pixels, "
+                             f"got {start}:{stop}")
+        restrict = getattr(self.network, "restrict", None)
+        if restrict is None:
+            raise ValueError(f"network {type(self.network).__name__} has no restrict method")
+
+        def cut(a):
+            a = np.asarray(a)
+            return a if a.ndim == 0 else a[start:stop]
+
+        return Emulator(restrict(start, stop), np.asarray(self._x_min), np.asarray(self._x_max),
+                        label_names=self.label_names, wave=self.wave[start:stop],
+                        label_bounds=self.label_bounds, flux_offset=cut(self._flux_offset),
+                        flux_scale=cut(self._flux_scale), range_policy=self.range_policy)
+
     # ----------------------------------------------------------------- files
 
     @classmethod

@@ -123,6 +123,17 @@ class MLP(nnx.Module):
             "activation": self.activation,
         }
 
+    def restrict(self, start: int, stop: int) -> MLP:
+        """A copy that outputs only pixels ``start:stop`` (the output layer's columns sliced)."""
+        new = MLP(self.n_labels, stop - start, self.hidden, self.activation, rngs=nnx.Rngs(0),
+                  param_dtype=self.layers[-1].kernel[...].dtype)
+        for mine, theirs in zip(self.layers[:-1], new.layers[:-1], strict=True):
+            theirs.kernel[...] = mine.kernel[...]
+            theirs.bias[...] = mine.bias[...]
+        new.layers[-1].kernel[...] = self.layers[-1].kernel[...][:, start:stop]
+        new.layers[-1].bias[...] = self.layers[-1].bias[...][start:stop]
+        return new
+
     def __call__(self, x):
         """Flux (n_pix,) for scaled labels ``x`` (n_labels,)."""
         for layer in self.layers[:-1]:
@@ -186,6 +197,17 @@ class PerPixelNet(nnx.Module):
             "n_hidden": self.n_hidden,
             "activation": self.activation,
         }
+
+    def restrict(self, start: int, stop: int) -> PerPixelNet:
+        """A copy holding only the networks of pixels ``start:stop``."""
+        n_lab, n_hid, n_pix = self.n_labels, self.n_hidden, self.n_pix
+        new = PerPixelNet(n_lab, stop - start, n_hid, self.activation, rngs=nnx.Rngs(0),
+                          param_dtype=self.w1[...].dtype)
+        new.w0[...] = self.w0[...].reshape(n_lab, n_hid, n_pix)[..., start:stop].reshape(n_lab, -1)
+        new.b0[...] = self.b0[...].reshape(n_hid, n_pix)[:, start:stop].reshape(-1)
+        new.w1[...] = self.w1[...][:, start:stop]
+        new.b1[...] = self.b1[...][start:stop]
+        return new
 
     def __call__(self, x):
         """Flux (n_pix,) for scaled labels ``x`` (n_labels,)."""

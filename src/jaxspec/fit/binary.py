@@ -173,7 +173,8 @@ class _Fitter:
         rv = np.arange(-opts.rv_range, opts.rv_range + 0.5 * opts.rv_step, opts.rv_step)
         self.rv = rv
         self.pairs = list(itertools.combinations_with_replacement(range(len(self.teffs)), 2))
-        self.model_leaves, self.model_def = jax.tree_util.tree_flatten(model)
+        # the binary model's own copy (restricted to the pixels the observed ones see)
+        self.model_leaves, self.model_def = jax.tree_util.tree_flatten(self.bm.model)
         self._model_is_tree = all(isinstance(x, (jax.Array, np.ndarray)) for x in self.model_leaves)
         self.templates = self._templates(model)
         self._run = jax.jit(jax.vmap(self._fit_one, in_axes=(None, None, None, 0, 0)))

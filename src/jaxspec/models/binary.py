@@ -122,6 +122,14 @@ class BinaryModel:
         continuum_degree: degree of the continuum fitted to unnormalized
             flux in ``"model"`` mode.
         min_resolution: lowest resolving power the LSF kernel can represent.
+        crop: evaluate the spectral model only on the model pixels that the
+            observed ones can see (the observed range widened by the largest
+            Doppler shift and the rotation and LSF kernels' half-widths):
+            the same flux on the observed pixels at less cost. The spectral
+            model's ``restrict(start, stop)`` is used when it has one
+            (:meth:`jaxspec.emulator.Emulator.restrict` slices the network's
+            output layer); otherwise its flux is sliced. Not done in
+            ``"model"`` mode, whose continua are fitted over the whole grid.
 
     Raises:
         ValueError: bad wavelengths (unsorted, non-finite, outside the model
@@ -144,6 +152,7 @@ class BinaryModel:
         vsini_max: float = 300.0,
         continuum_degree: int = 3,
         min_resolution: float = 2000.0,
+        crop: bool = True,
     ):
         if flux_ratio_mode not in MODES:
             raise ValueError(f"flux_ratio_mode must be one of {MODES}, got {flux_ratio_mode!r}")
@@ -155,7 +164,6 @@ class BinaryModel:
         unknown = [s for s in shared if s not in model.label_names]
         if unknown:
             raise ValueError(f"shared labels {unknown} are not labels of the model {model.label_names}")
-        self.model = model
         self.wave = check_wavelengths(wave, "wave")
         mw = np.asarray(model.wave, dtype=np.float64)
         if self.wave[0] < mw[0] or self.wave[-1] > mw[-1]:
@@ -166,6 +174,25 @@ class BinaryModel:
         self.segments, self.dlnlam = uniform_segments(mw)
         # pixels of padding for the largest shift (|rv| <= rv_max)
         self._pad = int(np.ceil(abs(np.arctanh(float(rv_max) / C_KMS)) / self.dlnlam)) + 2
+        self.ref_wave = float(ref_wave) if ref_wave is not None else float(np.sqrt(mw[0] * mw[-1]))
+        if not mw[0] <= self.ref_wave <= mw[-1]:
+            raise ValueError(f"ref_wave {self.ref_wave} A lies outside the model grid "
+                             f"{mw[0]:.2f}-{mw[-1]:.2f} A")
+        scalar_r = resolution is not None and np.ndim(resolution) == 0
+        if scalar_r:  # checks R > 0 and R >= min_resolution before it sizes anything
+            apply_lsf(np.ones(8), float(resolution), self.dlnlam, min_resolution=float(min_resolution))
+        if unnormalized is None and crop:
+            # Only the model pixels within reach of the observed ones (shift + kernels) matter:
+            # evaluate the spectral model and the convolutions on those alone.
+            reach = self._pad + _rotation_half_width(vsini_max, self.dlnlam) + (
+                _lsf_half_width(float(resolution), self.dlnlam) if scalar_r else
+                _lsf_half_width(float(min_resolution), self.dlnlam) if resolution is not None else 0) + 2
+            a, b = _crop_range(mw, self.wave, self.segments, reach)
+            if (a, b) != (0, mw.size):
+                model = model.restrict(a, b) if hasattr(model, "restrict") else _Restricted(model, a, b)
+                mw = mw[a:b]
+                self.segments, _ = uniform_segments(mw)
+        self.model = model
         self.resampler = make_resampler(mw, self.wave)
         # observed pixels that are the model's pixels need no interpolation
         self._identity = self.wave.shape == mw.shape and bool(np.all(self.wave == mw))
@@ -177,10 +204,10 @@ class BinaryModel:
             r = np.asarray(resolution, dtype=np.float64)
             if r.ndim == 0:
                 self.resolution = float(r)
-                apply_lsf(np.ones(8), self.resolution, self.dlnlam, min_resolution=self.min_resolution)
+                # +-5 sigma of this LSF (the resolution is fixed, so no room for a wider one)
                 self._lsf_kernel = np.asarray(gaussian_kernel(
                     FWHM_TO_SIGMA / (self.resolution * self.dlnlam),
-                    _lsf_half_width(self.min_resolution, self.dlnlam)))
+                    _lsf_half_width(self.resolution, self.dlnlam)))
             else:
                 if r.shape != self.wave.shape:
                     raise ValueError(f"resolution has shape {r.shape}; give a number or one value per "
@@ -189,10 +216,6 @@ class BinaryModel:
                 self._res_grid = jnp.asarray(resolution_on_grid(r, self.wave, mw))
         self.flux_ratio_mode = flux_ratio_mode
         self.shared = tuple(shared)
-        self.ref_wave = float(ref_wave) if ref_wave is not None else float(np.sqrt(mw[0] * mw[-1]))
-        if not mw[0] <= self.ref_wave <= mw[-1]:
-            raise ValueError(f"ref_wave {self.ref_wave} A lies outside the model grid "
-                             f"{mw[0]:.2f}-{mw[-1]:.2f} A")
         self.vsini_max = float(vsini_max)
         self.rv_max = float(rv_max)
         self.unnormalized = unnormalized
@@ -253,7 +276,8 @@ class BinaryModel:
         return self._cont_basis @ (self._cont_pinv @ f)
 
     def ratio(self, theta: dict):
-        """k(lambda) on the model grid, (n_model,)."""
+        """k(lambda) on the model grid that this binary model evaluates (``self.model.wave``: the
+        spectral model's grid, cropped to what the observed pixels see), (n_model,)."""
         q = jnp.asarray(theta["flux_ratio"])
         if self.flux_ratio_mode == "constant":
             return jnp.full(self._model_wave.shape, q)
@@ -412,6 +436,53 @@ class BinaryModel:
         f1, f2 = self.components(theta)
         k = self.ratio(theta)
         return self._observe(f1 / (1.0 + k)), self._observe(k * f2 / (1.0 + k))
+
+
+def _rotation_half_width(vsini_max, dlnlam):
+    return int(np.ceil(float(vsini_max) / (dlnlam * C_KMS) - 1e-9))
+
+
+def _crop_range(model_wave, obs_wave, segments, reach):
+    """``(start, stop)``: the model pixels within ``reach`` pixels of those the resampler reads
+    (inside their own segments: a segment's pixels never affect another's)."""
+    idx = np.clip(np.searchsorted(model_wave, obs_wave, side="right") - 1, 0, model_wave.size - 2)
+    lo, hi = int(idx.min()), int(idx.max()) + 2
+    seg_lo = next(sa for sa, sb in segments if sa <= lo < sb)
+    seg_hi = next(sb for sa, sb in segments if sa < hi <= sb)
+    return max(seg_lo, lo - reach), min(seg_hi, hi + reach)
+
+
+@jax.tree_util.register_pytree_node_class
+class _Restricted:
+    """A spectral model's flux on pixels ``start:stop`` of its grid (for models without ``restrict``);
+    a pytree over the wrapped model, so a model that is one still passes its arrays through jit."""
+
+    def __init__(self, model, start, stop):
+        self._model, self._slice = model, slice(int(start), int(stop))
+        self.label_names = model.label_names
+
+    def tree_flatten(self):
+        return (self._model,), (self._slice.start, self._slice.stop)
+
+    @classmethod
+    def tree_unflatten(cls, aux, children):
+        return cls(children[0], *aux)
+
+    @property
+    def label_bounds(self):
+        return self._model.label_bounds
+
+    @property
+    def wave(self):
+        return np.asarray(self._model.wave)[self._slice]
+
+    def flux(self, labels):
+        return self._model.flux(labels)[..., self._slice]
+
+    def __getattr__(self, name):
+        if name.startswith("_"):
+            raise AttributeError(name)
+        return getattr(self._model, name)
 
 
 def _continuum_projector(wave, segments, degree):
