@@ -134,7 +134,8 @@ def batch_case(args):
     fits = jaxspec.fit_binary_batch(flux, wave, err, model=model, resolution=7500.0)
 
     def go(seed, n):
-        return sample_binary_batch(flux[:n], wave, err[:n], model=model, fits=fits if n == len(flux) else None,
+        return sample_binary_batch(flux[:n], wave, err[:n], model=model,
+                                   fits=fits if n == len(flux) else None,
                                    resolution=7500.0, priors=PRIORS, num_warmup=args.num_warmup,
                                    num_samples=args.num_samples, chunk_size=args.n_batch,
                                    chain_method=args.batch_method, seed=seed)

@@ -317,13 +317,13 @@ def sample_binary(flux, wave, err=None, ivar=None, model=None, fit=None, *, reso
     d, w = jnp.asarray(flux, sampler.dtype), jnp.asarray(ivar, sampler.dtype)
     starts = _starts(sampler, fit, prior, num_chains, rng, chi2_margin, d, w)
     keys = jax.random.split(jax.random.key(seed), num_chains)
-    return _sample_one(sampler, method, keys, starts, fit, wave, flux, ivar, seed=seed, n_predictive=n_predictive,
-                       max_samples=max_samples, t_fit=t_fit,
+    return _sample_one(sampler, method, keys, starts, fit, wave, flux, ivar, seed=seed,
+                       n_predictive=n_predictive, max_samples=max_samples, t_fit=t_fit,
                        extension_keys=lambda k: _extension_keys(seed, k, (num_chains,)))
 
 
-def _sample_one(sampler, method, keys, starts, fit, wave, flux, ivar, *, seed, n_predictive, max_samples, t_fit,
-                extension_keys, workers=None):
+def _sample_one(sampler, method, keys, starts, fit, wave, flux, ivar, *, seed, n_predictive, max_samples,
+                t_fit, extension_keys, workers=None):
     """One spectrum's posterior: its chains, then more draws while r_hat or the ESS fail (up to
     ``max_samples``). ``extension_keys(k)`` gives the chains' keys of extension ``k``."""
     z0, inv, optima, which = starts
@@ -442,8 +442,8 @@ def sample_binary_batch(flux, wave, err=None, ivar=None, model=None, fits=None, 
         starts.append(_starts(sampler, fits[i], prior, num_chains, rng, chi2_margin, d, w))
     keys = jax.random.split(jax.random.key(seed), n * num_chains).reshape(n, num_chains)
     if chain_method == "threads":
-        return _batch_threads(sampler, keys, starts, fits, wave, flux, ivar, seed=seed, n_predictive=n_predictive,
-                              max_samples=max_samples, t_fit=t_fit)
+        return _batch_threads(sampler, keys, starts, fits, wave, flux, ivar, seed=seed,
+                              n_predictive=n_predictive, max_samples=max_samples, t_fit=t_fit)
     run = sampler.runner(chain_method, True)
     chunk = max(1, min(int(chunk_size), n))
     out = []
