@@ -479,11 +479,6 @@ class _Restricted:
     def flux(self, labels):
         return self._model.flux(labels)[..., self._slice]
 
-    def __getattr__(self, name):
-        if name.startswith("_"):
-            raise AttributeError(name)
-        return getattr(self._model, name)
-
 
 def _continuum_projector(wave, segments, degree):
     """Block Chebyshev basis (P, K) and its pseudo-inverse (K, P): ``basis @ (pinv @ f)`` is the
