@@ -212,6 +212,32 @@ def test_restrict_is_the_same_flux_on_fewer_pixels(kind, payne_em, small_em):
             em.restrict(*bad)
 
 
+def test_a_network_without_restrict_is_sliced_by_the_binary_model():
+    from jaxspec.models import BinaryModel
+
+    class Lines(nnx.Module):
+        """A custom network: a fixed line pattern scaled by the first label."""
+
+        def __init__(self, n_pix):
+            self.depth = nnx.Param(jnp.asarray(0.3 * (np.arange(n_pix) % 40 == 0), jnp.float32))
+            self.architecture = {"kind": "custom", "n_labels": 3, "n_pix": n_pix}
+
+        def __call__(self, x):
+            return 1.0 - (0.5 + x[0]) * self.depth[...]
+
+    wave = np.exp(np.log(5000.0) + 1e-5 * np.arange(4000))
+    em = Emulator(Lines(wave.size), np.zeros(3), np.ones(3), label_names=("teff", "logg", "feh"), wave=wave)
+    with pytest.raises(NotImplementedError, match="no restrict"):
+        em.restrict(0, 10)
+    obs = wave[1500:2500:3]
+    th = {"teff_1": 0.7, "logg_1": 0.5, "teff_2": 0.2, "logg_2": 0.5, "feh": 0.5, "rv_1": 30.0, "rv_2": -40.0,
+          "vsini_1": 10.0, "vsini_2": 0.0, "flux_ratio": 0.5}
+    crop = BinaryModel(em, obs, rv_max=100.0, vsini_max=50.0, resolution=20000.0)
+    full = BinaryModel(em, obs, rv_max=100.0, vsini_max=50.0, resolution=20000.0, crop=False)
+    assert crop.model.wave.size < wave.size and crop.model.wave[0] > wave[0]
+    np.testing.assert_allclose(crop.flux(th), full.flux(th), atol=2e-6)
+
+
 # ------------------------------------------------------------------- save/load
 
 

@@ -417,6 +417,8 @@ class Emulator:
 
         Raises:
             ValueError: unless ``0 <= start < stop <= n_pix`` with at least 2 pixels.
+            NotImplementedError: the network has no ``restrict`` method (a
+                custom NNX module); the binary model then slices the flux.
         """
         start, stop = int(start), int(stop)
         if not 0 <= start < stop <= self.n_pix or stop - start < 2:
@@ -424,7 +426,7 @@ class Emulator:
                              f"got {start}:{stop}")
         restrict = getattr(self.network, "restrict", None)
         if restrict is None:
-            raise ValueError(f"network {type(self.network).__name__} has no restrict method")
+            raise NotImplementedError(f"network {type(self.network).__name__} has no restrict method")
 
         def cut(a):
             a = np.asarray(a)

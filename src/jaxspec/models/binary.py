@@ -189,7 +189,7 @@ class BinaryModel:
                 _lsf_half_width(float(min_resolution), self.dlnlam) if resolution is not None else 0) + 2
             a, b = _crop_range(mw, self.wave, self.segments, reach)
             if (a, b) != (0, mw.size):
-                model = model.restrict(a, b) if hasattr(model, "restrict") else _Restricted(model, a, b)
+                model = _restrict(model, a, b)
                 mw = mw[a:b]
                 self.segments, _ = uniform_segments(mw)
         self.model = model
@@ -450,6 +450,17 @@ def _crop_range(model_wave, obs_wave, segments, reach):
     seg_lo = next(sa for sa, sb in segments if sa <= lo < sb)
     seg_hi = next(sb for sa, sb in segments if sa < hi <= sb)
     return max(seg_lo, lo - reach), min(seg_hi, hi + reach)
+
+
+def _restrict(model, start, stop):
+    """The spectral model on its pixels ``start:stop``: its own ``restrict`` when it has one (and
+    it is implemented), else its flux sliced."""
+    if hasattr(model, "restrict"):
+        try:
+            return model.restrict(start, stop)
+        except NotImplementedError:
+            pass
+    return _Restricted(model, start, stop)
 
 
 @jax.tree_util.register_pytree_node_class
