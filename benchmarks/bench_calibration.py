@@ -356,8 +356,8 @@ def main(argv=None):
     ap.add_argument("--n", type=int, default=100)
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--snr", type=float, default=30.0)
-    ap.add_argument("--num-warmup", type=int, default=300)
-    ap.add_argument("--num-samples", type=int, default=500)
+    ap.add_argument("--num-warmup", type=int, default=500)
+    ap.add_argument("--num-samples", type=int, default=250)
     ap.add_argument("--chunk-size", type=int, default=16)
     ap.add_argument("--max-samples", type=int, default=None,
                     help="draws per chain at most (sample_binary's default: 3 x --num-samples; chains "

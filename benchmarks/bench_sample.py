@@ -78,11 +78,12 @@ def default_case(args, method):
 
     def go(seed):
         return sample_binary(flux[0], wave, err[0], model=model, fit=fit, resolution=7500.0, priors=PRIORS,
-                             num_warmup=args.num_warmup, num_samples=args.num_samples, chain_method=method,
-                             seed=seed)
+                             num_warmup=args.num_warmup,
+                             warmup_tree_depth=args.warmup_tree_depth, num_samples=args.num_samples,
+                             chain_method=method, seed=seed)
 
     _, first = _timed(lambda: go(0))
-    post, _ = _timed(lambda: go(1))
+    post, _ = _timed(lambda: go(args.seed))
     return {"first_call_s": first, **_stats(post, post.timing["sample_s"]), "chain_method": method}
 
 
@@ -111,10 +112,11 @@ def binspec_case(args):
 
     def go(seed):
         return sample_binary(flux[0], wave, err[0], model=model, fit=fit, num_warmup=args.num_warmup,
+                             warmup_tree_depth=args.warmup_tree_depth,
                              num_samples=args.num_samples, seed=seed, **opts)
 
     _, first = _timed(lambda: go(0))
-    post, _ = _timed(lambda: go(1))
+    post, _ = _timed(lambda: go(args.seed))
     return {"first_call_s": first, **_stats(post, post.timing["sample_s"]), "chain_method": post.settings[
         "chain_method"]}
 
@@ -137,6 +139,7 @@ def batch_case(args):
         return sample_binary_batch(flux[:n], wave, err[:n], model=model,
                                    fits=fits if n == len(flux) else None,
                                    resolution=7500.0, priors=PRIORS, num_warmup=args.num_warmup,
+                             warmup_tree_depth=args.warmup_tree_depth,
                                    num_samples=args.num_samples, chunk_size=args.n_batch,
                                    chain_method=args.batch_method, seed=seed)
 
@@ -144,7 +147,7 @@ def batch_case(args):
     # threads' single-chain program is the same for any number of spectra (2 compile it, and cost less).
     n_first = args.n_batch if args.batch_method == "vectorized" else min(2, args.n_batch)
     _, first = _timed(lambda: go(0, n_first))
-    posts, wall = _timed(lambda: go(1, args.n_batch))
+    posts, wall = _timed(lambda: go(args.seed, args.n_batch))
     ess = [min(d["ess_bulk"] for d in p.diagnostics().values()) for p in posts]
     return {"n": args.n_batch, "chain_method": posts[0].settings["chain_method"], "first_call_s": first,
             "first_call_spectra": n_first,
@@ -157,6 +160,8 @@ def main(argv=None):
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--num-warmup", type=int, default=500)
     ap.add_argument("--num-samples", type=int, default=500)
+    ap.add_argument("--warmup-tree-depth", type=int, default=5)
+    ap.add_argument("--seed", type=int, default=1, help="seed of the timed call (the first call uses 0)")
     ap.add_argument("--n-batch", type=int, default=16)
     ap.add_argument("--batch-method", default="auto", choices=["auto", "threads", "vectorized"])
     ap.add_argument("--methods", nargs="+", default=["threads", "vectorized"])

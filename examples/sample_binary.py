@@ -28,8 +28,8 @@ def main(argv=None):
     ap.add_argument("--wave-min", type=float, default=4990.0, help="[A]")
     ap.add_argument("--wave-max", type=float, default=5310.0, help="[A]")
     ap.add_argument("--snr", type=float, default=30.0)
-    ap.add_argument("--num-warmup", type=int, default=300)
-    ap.add_argument("--num-samples", type=int, default=500)
+    ap.add_argument("--num-warmup", type=int, default=500)
+    ap.add_argument("--num-samples", type=int, default=250)
     ap.add_argument("--num-chains", type=int, default=4)
     ap.add_argument("--max-samples", type=int, default=None,
                     help="draws per chain at most (default 3 x --num-samples: chains continue while "

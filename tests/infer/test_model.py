@@ -113,8 +113,16 @@ def test_log_density_equals_the_numpyro_model(toy):
     for _ in range(2):
         z = jnp.asarray(rng.normal(0, 0.5, len(prior.spec.free)), jnp.float32)
         ours.append(float(prior.log_density(z, lambda th: log_likelihood(bm, design, th, d, w))))
-        params = {n: z[i] for i, n in enumerate(prior.spec.free)}
-        theirs.append(-float(potential_energy(numpyro_model, (bm, design, prior, d, w), {}, params)))
+        # The same physical point in NumPyro's unconstrained space (logistic map of each Uniform site);
+        # compare log densities in physical units: remove each map's log-Jacobian.
+        lo, hi = prior.spec.bounds().T
+        u = (prior.physical(np.asarray(z)) - lo) / (hi - lo)
+        zl = np.log(u) - np.log1p(-u)
+        params = {n: jnp.float32(zl[i]) for i, n in enumerate(prior.spec.free)}
+        logistic_jac = np.sum(np.log(hi - lo) + np.log(u) + np.log1p(-u))
+        ours[-1] -= float(prior.log_jacobian(z))
+        pe = float(potential_energy(numpyro_model, (bm, design, prior, d, w), {}, params))
+        theirs.append(-pe - logistic_jac)
     # equal up to a constant (NumPyro's uniform densities carry -log(width))
     assert ours[0] - ours[1] == pytest.approx(theirs[0] - theirs[1], rel=1e-3, abs=1e-2)
 
@@ -148,13 +156,36 @@ def test_sampler_settings_are_checked():
 
 
 def test_initial_mass_matrix_from_hessian_is_clipped():
-    """Precision eigenvalues are clipped to [0.25, 1e12]: variances at most 4 in z (a flat
-    direction, e.g. vsini pressed against 0) and the Hessian's own shape elsewhere."""
+    """Precision eigenvalues are clipped to [1, 1e12]: variances at most 1 in z, the prior's (a
+    flat direction, e.g. vsini pressed against 0), and the Hessian's own shape elsewhere."""
     from jaxspec.infer.init import _clipped_inverse
 
-    p = np.diag([1e4, 1.0, 1e-6])
+    p = np.diag([1e4, 2.0, 1e-6])
     p[0, 1] = p[1, 0] = 50.0
     cov = _clipped_inverse(p)
     np.testing.assert_allclose(cov[:2, :2], np.linalg.inv(p[:2, :2]), rtol=1e-9)
-    assert cov[2, 2] == pytest.approx(4.0)
+    assert cov[2, 2] == pytest.approx(1.0)
     assert np.all(np.linalg.eigvalsh(cov) > 0)
+
+
+def test_normal_cdf_map_round_trips_and_its_jacobian_is_the_derivative(toy):
+    """theta = lo + (hi - lo) Phi(z): jax and numpy forms agree, invert, and log_jacobian is
+    log d theta / d z (checked by autodiff of the map itself); a uniform prior is N(0, 1) in z."""
+    _, _, bm, _ = toy
+    prior = make_prior(bm.spec, {"rv_1": (-100.0, 100.0)})
+    free = prior.spec.free
+    z = np.random.default_rng(3).normal(0, 1.5, len(free))
+    th = prior.from_unconstrained(jnp.asarray(z))
+    phys = prior.physical(z)
+    lo, hi = prior.spec.bounds().T
+    np.testing.assert_allclose((np.array([float(th[n]) for n in free]) - phys) / (hi - lo), 0.0, atol=1e-6)
+    assert np.all((phys > lo) & (phys < hi))
+    np.testing.assert_allclose(prior.to_unconstrained(dict(zip(free, phys, strict=True)), margin=1e-12), z,
+                               atol=1e-6)
+    d = np.array([float(jax.grad(lambda zz, i=i, n=n: prior.from_unconstrained(zz)[n])(jnp.asarray(z))[i])
+                  for i, n in enumerate(free)])
+    np.testing.assert_allclose(d, prior.dtheta_dz(z), rtol=1e-5)
+    assert float(prior.log_jacobian(jnp.asarray(z))) == pytest.approx(np.sum(np.log(d)), rel=1e-6)
+    # the log-Jacobian of a uniform prior is the standard normal log density (+ log width)
+    expect = np.sum(np.log(hi - lo)) + np.sum(-0.5 * z**2 - 0.5 * np.log(2 * np.pi))
+    assert float(prior.log_jacobian(jnp.asarray(z))) == pytest.approx(expect, rel=1e-6)

@@ -17,12 +17,12 @@ and take long NUTS steps.
   r_hat means something.
 * The inverse mass matrix is the inverse of the negative Hessian of the
   log posterior in the unconstrained space at the best optimum (``hessian=``:
-  the sampler's own density, continuum marginalization and the logistic
-  Jacobian included), its precision eigenvalues clipped to [0.25, 1e12]
-  (variances at most 4: a logistic variable's prior variance is about 3.3,
-  and a parameter pressed against a bound, e.g. vsini at 0, has an
-  exponential tail of scale about 1 in z). Without a Hessian (or where it is
-  not finite) the fit's covariance mapped to the unconstrained space
+  the sampler's own density, continuum marginalization and the Jacobian of
+  the normal-CDF map included), its precision eigenvalues clipped to
+  [1, 1e12] (variances at most 1: the prior is a standard normal in z, so a
+  parameter the data do not constrain, e.g. vsini pressed against 0, has at
+  most the prior's unit variance). Without a Hessian (or where it is not
+  finite) the fit's covariance mapped to the unconstrained space
   (``cov_z = J^-1 cov J^-1``, ``J = d theta / d z``) is used the same way,
   and the identity where that is not finite either. A mass matrix shaped like
   the posterior from the first iteration keeps the warmup's trees shallow.
@@ -36,19 +36,6 @@ __all__ = ["initial_state", "select_optima"]
 
 MODE_KEYS = ("rv_1", "rv_2", "flux_ratio")
 _ABS_TOL = {"rv_1": 1.0, "rv_2": 1.0, "flux_ratio": 0.02}
-
-
-def _dvdz(spec, z):
-    lo, hi = spec.bounds().T
-    s = 1.0 / (1.0 + np.exp(-z))
-    return (hi - lo) * s * (1.0 - s)
-
-
-def _to_z(spec, values, margin=1e-3):
-    lo, hi = spec.bounds().T
-    v = np.array([float(values[n]) for n in spec.free])
-    u = np.clip((v - lo) / (hi - lo), margin, 1.0 - margin)
-    return np.log(u) - np.log1p(-u)
 
 
 def select_optima(fit, chi2_margin: float = 9.0, max_optima: int = 4) -> list[dict]:
@@ -86,7 +73,7 @@ def select_optima(fit, chi2_margin: float = 9.0, max_optima: int = 4) -> list[di
     return out
 
 
-def _clipped_inverse(precision, lo=0.25, hi=1e12):
+def _clipped_inverse(precision, lo=1.0, hi=1e12):
     """Inverse of a symmetric precision matrix with its eigenvalues clipped to [lo, hi] (Jacobi-scaled)."""
     p = 0.5 * (precision + precision.T)
     d = np.sqrt(np.clip(np.abs(np.diag(p)), lo, hi))
@@ -127,8 +114,8 @@ def initial_state(fit, prior, num_chains: int, rng, *, chi2_margin: float = 9.0,
         s0 = float(np.clip(s0, lo + 0.01 * (hi - lo), hi - 0.01 * (hi - lo)))
         for o in optima:
             o["error_scale"] = s0
-    zb = _to_z(spec, optima[0])
-    g = _dvdz(spec, zb)
+    zb = prior.to_unconstrained(optima[0], margin=1e-3)
+    g = prior.dtheta_dz(zb)
     cov = np.eye(len(free))
     fc = np.asarray(fit.covariance, dtype=np.float64)
     idx = [fit_free.index(n) for n in free if n in fit_free]
@@ -144,7 +131,7 @@ def initial_state(fit, prior, num_chains: int, rng, *, chi2_margin: float = 9.0,
         cov_z = cov / np.outer(g, g)
         cov_z = 0.5 * (cov_z + cov_z.T)
         w, v = np.linalg.eigh(cov_z)
-        cov_z = (v * np.clip(w, 1e-8, 4.0)) @ v.T
+        cov_z = (v * np.clip(w, 1e-8, 1.0)) @ v.T
     else:
         cov_z = np.eye(len(free))
     chol = np.linalg.cholesky(cov_z + 1e-12 * np.eye(len(free)))
@@ -153,6 +140,7 @@ def initial_state(fit, prior, num_chains: int, rng, *, chi2_margin: float = 9.0,
     n_best = num_chains if len(optima) == 1 else max(1, (num_chains + 1) // 2)
     rest = [1 + i % (len(optima) - 1) for i in range(num_chains - n_best)] if len(optima) > 1 else []
     which = np.array([0] * n_best + rest, dtype=int)
-    z0 = np.stack([_to_z(spec, optima[k]) + jitter * chol @ rng.standard_normal(len(free)) for k in which])
+    z0 = np.stack([prior.to_unconstrained(optima[k], margin=1e-3)
+                   + jitter * chol @ rng.standard_normal(len(free)) for k in which])
     inv_mass = cov_z if dense_mass else np.diag(cov_z).copy()
     return z0, inv_mass, optima, which

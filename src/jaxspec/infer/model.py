@@ -27,12 +27,22 @@ should. ``continuum="profile"`` uses ``-0.5 chi2`` at the best continuum
 (the profile likelihood; slightly too narrow when the continuum and the
 labels trade off).
 
-Sampling happens in the unconstrained space of the prior windows' logistic
-transforms (:meth:`ParamSpec.from_unconstrained`); :meth:`Prior.log_density`
-adds the log-Jacobian, so the prior is uniform in physical units.
-:func:`numpyro_model` writes the same density as a NumPyro model (uniform
-sample sites, whose default NumPyro transform is this logistic map, and one
-``numpyro.factor`` for the likelihood); the tests check the two agree.
+Sampling happens in an unconstrained space: each free parameter of window
+[lo, hi] is ``theta = lo + (hi - lo) Phi(z)`` with ``Phi`` the standard normal
+CDF (:meth:`Prior.from_unconstrained`), and :meth:`Prior.log_density` adds
+the log-Jacobian ``log(hi - lo) + log phi(z)``, so the prior is uniform in
+physical units and exactly a standard normal in ``z``. Why this map and not
+the fitter's logistic one (:meth:`ParamSpec.from_unconstrained`): where the
+likelihood is flat up to a bound (vsini unresolved near 0, logg near the top
+of the label box) the posterior in ``z`` takes the prior's tail, which is
+Gaussian here and exponential under the logistic map. NUTS with a dense mass
+matrix mixes Gaussian tails better: on ``benchmarks/bench_sample.py``'s
+default case (vsini 4 and 8 km/s, logg_2 4.6 of a box ending at 5.0) the
+slowest bulk ESS rose from 779 to 1026 for the same 4 x (500 + 500)
+iterations and the same number of gradient evaluations.
+:func:`numpyro_model` writes the same density in physical units as a NumPyro
+model (uniform sample sites and one ``numpyro.factor`` for the likelihood);
+the tests check the two agree.
 """
 
 from __future__ import annotations
@@ -89,10 +99,47 @@ class Prior:
             lp = lp + jnp.sum(d.log_prob(theta[n]))
         return lp
 
-    def log_jacobian(self, z):
-        """``sum log |d theta / d z|`` of the logistic map, (...,) for z of shape (..., n_free)."""
+    def from_unconstrained(self, z) -> dict:
+        """All parameters of :attr:`spec` from unconstrained values of the free ones (jax):
+        ``theta = lo + (hi - lo) Phi(z)`` (module docstring); fixed ones filled in.
+
+        Args:
+            z: (n_free,) unconstrained values.
+        """
         lo, hi = (jnp.asarray(b, z.dtype) for b in self.spec.bounds().T)
-        return jnp.sum(jnp.log(hi - lo) + jax.nn.log_sigmoid(z) + jax.nn.log_sigmoid(-z), axis=-1)
+        v = lo + (hi - lo) * jax.scipy.special.ndtr(z)
+        out = {n: v[i] for i, n in enumerate(self.spec.free)}
+        for p in self.spec.params:
+            if p.fixed is not None:
+                out[p.name] = jnp.asarray(p.fixed, dtype=v.dtype)
+        return out
+
+    def physical(self, z) -> np.ndarray:
+        """Physical values (numpy, float64) of unconstrained draws ``z`` (..., n_free)."""
+        from scipy.special import ndtr
+
+        lo, hi = self.spec.bounds().T
+        return lo + (hi - lo) * ndtr(np.asarray(z, dtype=np.float64))
+
+    def to_unconstrained(self, values: dict, margin: float = 1e-6) -> np.ndarray:
+        """(n_free,) unconstrained values (numpy) of physical ``values``; values within ``margin``
+        (a fraction of the window) of a bound are moved inside first."""
+        from scipy.special import ndtri
+
+        lo, hi = self.spec.bounds().T
+        v = np.array([float(values[n]) for n in self.spec.free])
+        return ndtri(np.clip((v - lo) / (hi - lo), margin, 1.0 - margin))
+
+    def dtheta_dz(self, z) -> np.ndarray:
+        """(n_free,) derivative of the physical values with respect to ``z`` (numpy)."""
+        lo, hi = self.spec.bounds().T
+        z = np.asarray(z, dtype=np.float64)
+        return (hi - lo) * np.exp(-0.5 * z**2) / np.sqrt(2.0 * np.pi)
+
+    def log_jacobian(self, z):
+        """``sum log |d theta / d z|`` of the map, (...,) for z of shape (..., n_free)."""
+        lo, hi = (jnp.asarray(b, z.dtype) for b in self.spec.bounds().T)
+        return jnp.sum(jnp.log(hi - lo) - 0.5 * z**2 - 0.5 * np.log(2.0 * np.pi), axis=-1)
 
     def log_density(self, z, loglike_fn):
         """Log posterior density (up to a constant) in the unconstrained space.
@@ -101,7 +148,7 @@ class Prior:
             z: (n_free,) unconstrained values of :attr:`spec`'s free parameters.
             loglike_fn: ``theta -> log likelihood`` (scalar).
         """
-        theta = self.spec.from_unconstrained(z)
+        theta = self.from_unconstrained(z)
         return loglike_fn(theta) + self.log_prior(theta) + self.log_jacobian(z)
 
 

@@ -109,8 +109,7 @@ class BinaryPosterior:
         n_chain, n_draw, dim = z.shape
         if not np.all(np.isfinite(z)):  # NUTS rejects non-finite proposals; this is a bug guard
             raise RuntimeError("non-finite draws in the NUTS trace")
-        lo, hi = spec.bounds().T
-        values = lo + (hi - lo) / (1.0 + np.exp(-z))
+        values = sampler.prior.physical(z)
         samples = {n: values[..., i] for i, n in enumerate(spec.free)}
         chain_mode = find_modes(samples, MODE_KEYS, floor={"rv_1": 0.5, "rv_2": 0.5, "flux_ratio": 0.01})
         lp = np.asarray(trace.log_density, dtype=np.float64)

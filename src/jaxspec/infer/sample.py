@@ -93,7 +93,7 @@ class _Sampler:
         return self._runs[key]
 
     def _predict_one(self, z, flux, ivar):
-        theta = self.prior.spec.from_unconstrained(z)
+        theta = self.prior.from_unconstrained(z)
         m = self.bm.flux(theta)
         cont, _ = solve_continuum(m, flux, ivar, self.design)
         return m * cont
@@ -212,7 +212,7 @@ def _extension_keys(seed, k, shape):
 
 
 def _max_samples(max_samples, num_samples):
-    n = 3 * int(num_samples) if max_samples is None else int(max_samples)
+    n = 6 * int(num_samples) if max_samples is None else int(max_samples)
     if n < int(num_samples):
         raise ValueError(f"max_samples ({n}) must be >= num_samples ({num_samples})")
     return n
@@ -243,8 +243,14 @@ _DOC_ARGS = """
         error_scale: also sample a factor on the errors (prior uniform in [0.5, 5]).
         continuum: ``"marginal"`` (integrated out analytically; default) or
             ``"profile"`` (best continuum at each point).
-        num_warmup, num_samples, num_chains: NUTS iterations and chains.
-        max_samples: draws per chain at most (default ``3 * num_samples``).
+        num_warmup, num_samples, num_chains: NUTS iterations and chains. The
+            defaults (500 warmup, then blocks of 250 draws until the diagnostics
+            hold) come from ``benchmarks/bench_sample.py``: 300 warmup
+            iterations left the default case with a smaller step size (tree
+            depth 4.7 instead of 3.9: slower overall), and 250 draws of 4
+            chains already give a bulk ESS near 500 there; harder posteriors
+            continue (``max_samples``).
+        max_samples: draws per chain at most (default ``6 * num_samples``: 1,500).
             While the posterior's r_hat (within modes) exceeds 1.01 or a bulk
             ESS is below 400, the warmed-up chains continue by another
             ``num_samples`` draws (same step size and mass matrix; one more
@@ -270,8 +276,8 @@ _DOC_ARGS = """
 
 
 def sample_binary(flux, wave, err=None, ivar=None, model=None, fit=None, *, resolution=None, priors=None,
-                  error_scale: bool = False, continuum: str = "marginal", num_warmup: int = 300,
-                  num_samples: int = 500, num_chains: int = 4, max_samples: int | None = None,
+                  error_scale: bool = False, continuum: str = "marginal", num_warmup: int = 500,
+                  num_samples: int = 250, num_chains: int = 4, max_samples: int | None = None,
                   chain_method: str = "auto",
                   target_accept_prob: float = 0.8, max_tree_depth: int = 8, warmup_tree_depth: int = 5,
                   chi2_margin: float = 9.0,
@@ -362,7 +368,7 @@ def _check_fit(fit, fitter, *, batched):
 
 def sample_binary_batch(flux, wave, err=None, ivar=None, model=None, fits=None, *, resolution=None,
                         priors=None, error_scale: bool = False, continuum: str = "marginal",
-                        num_warmup: int = 300, num_samples: int = 500, num_chains: int = 4,
+                        num_warmup: int = 500, num_samples: int = 250, num_chains: int = 4,
                         max_samples: int | None = None, chain_method: str = "auto",
                         chunk_size: int = 16,
                         target_accept_prob: float = 0.8, max_tree_depth: int = 8, warmup_tree_depth: int = 5,
