@@ -92,33 +92,46 @@ def make_runner(log_density, *, num_warmup: int, num_samples: int, dense_mass: b
     num_warmup, num_samples = int(num_warmup), int(num_samples)
     depths = (int(max_tree_depth if warmup_tree_depth is None else warmup_tree_depth), int(max_tree_depth))
 
-    def potential_gen(flux, ivar):
-        return lambda z: -log_density(z, flux, ivar)
+    def potential_gen(flux, ivar, scale):
+        return lambda w: -log_density(w * scale, flux, ivar)
 
     def one_chain(key, z0, inv_mass, step_size, flux, ivar):
+        # NUTS runs on w = z / scale, scale the square root of the given inverse mass matrix's
+        # diagonal, so every coordinate has about unit posterior width. NumPyro's windowed
+        # adaptation shrinks each covariance estimate towards 1e-3 x identity; in z an rv whose
+        # window is +-500 km/s and whose posterior is 0.3 km/s wide has a variance of ~1e-7, and
+        # that shrinkage inflated it 100-fold (and the step size shrank to match). A diagonal
+        # rescaling changes nothing else: HMC is equivariant under it with the mass matrix
+        # rescaled alike, so step sizes and mass matrices convert exactly (the trace holds z).
+        dense = inv_mass.ndim == 2
+        var = jnp.diagonal(inv_mass) if dense else inv_mass
+        scale = jnp.sqrt(jnp.where(var > 0, var, 1.0))
+        inv_w = inv_mass / jnp.outer(scale, scale) if dense else inv_mass / scale**2
+        args = (flux, ivar, scale)
         # A fresh hmc() per trace: NumPyro's init_kernel keeps its settings in closure variables.
         init_kernel, sample_kernel = hmc(potential_fn_gen=potential_gen, algo="NUTS")
         # Without warmup NumPyro would still search a "reasonable" step size at init: keep the given one.
         adapt = num_warmup > 0
-        state = init_kernel(z0, num_warmup, step_size=step_size, inverse_mass_matrix=inv_mass,
+        state = init_kernel(z0 / scale, num_warmup, step_size=step_size, inverse_mass_matrix=inv_w,
                             adapt_step_size=adapt, adapt_mass_matrix=adapt_mass_matrix and adapt,
                             dense_mass=dense_mass, target_accept_prob=target_accept_prob,
-                            max_tree_depth=depths, model_args=(flux, ivar), rng_key=key)
+                            max_tree_depth=depths, model_args=args, rng_key=key)
 
         def warm(carry, _):
             s, n_div, n_steps = carry
-            s = sample_kernel(s, model_args=(flux, ivar))
+            s = sample_kernel(s, model_args=args)
             return (s, n_div + s.diverging.astype(jnp.int32), n_steps + s.num_steps.astype(jnp.int32)), None
 
         def draw(s, _):
-            s = sample_kernel(s, model_args=(flux, ivar))
-            return s, (s.z, -s.potential_energy, s.diverging, s.num_steps, s.accept_prob)
+            s = sample_kernel(s, model_args=args)
+            return s, (s.z * scale, -s.potential_energy, s.diverging, s.num_steps, s.accept_prob)
 
         zero = jnp.zeros((), jnp.int32)
         (state, n_div, n_warm), _ = jax.lax.scan(warm, (state, zero, zero), None, length=num_warmup)
         state, (z, lp, div, steps, acc) = jax.lax.scan(draw, state, None, length=num_samples)
-        return ChainTrace(z, lp, div, steps, acc, state.adapt_state.step_size,
-                          state.adapt_state.inverse_mass_matrix, n_div, n_warm)
+        m = state.adapt_state.inverse_mass_matrix
+        m = m * jnp.outer(scale, scale) if dense else m * scale**2
+        return ChainTrace(z, lp, div, steps, acc, state.adapt_state.step_size, m, n_div, n_warm)
 
     in_axes = (0, 0, 0, 0, None, None)
     if chain_method == "vectorized":
