@@ -3,7 +3,11 @@
 :func:`make_runner` returns ``run(keys, z0, inverse_mass, step_size, flux, ivar)``
 for ``num_chains`` chains of one spectrum, built on
 ``numpyro.infer.hmc.hmc(potential_fn_gen=...)`` (NumPyro's NUTS with its
-dual-averaging step size and windowed mass-matrix adaptation). Because the
+dual-averaging step size and windowed mass-matrix adaptation), run on
+``z`` divided by the square root of the given inverse mass matrix's diagonal
+(see ``one_chain``: NumPyro's covariance shrinkage would otherwise swamp
+tight directions); the trace, step sizes and mass matrices it returns are
+those of ``z``. Because the
 data enter as arguments, the same function ``vmap``-s over spectra
 (:func:`jaxspec.infer.sample_binary_batch`), and nothing is compiled twice
 for same-shaped data.
