@@ -36,9 +36,10 @@ __all__ = ["initial_state", "select_optima"]
 
 MODE_KEYS = ("rv_1", "rv_2", "flux_ratio")
 _ABS_TOL = {"rv_1": 1.0, "rv_2": 1.0, "flux_ratio": 0.02}
+MAX_OPTIMA = 4
 
 
-def select_optima(fit, chi2_margin: float = 9.0, max_optima: int = 4) -> list[dict]:
+def select_optima(fit, chi2_margin: float = 9.0, max_optima: int = MAX_OPTIMA) -> list[dict]:
     """The best fit and the distinct local optima within ``chi2_margin`` of it (see module doc).
 
     Args:

@@ -18,11 +18,12 @@ import numpy as np
 __all__ = ["load", "save", "to_arviz"]
 
 _ARRAYS = ("log_density", "diverging", "num_steps", "tree_depth", "accept_prob", "step_size",
-           "warmup_divergences", "warmup_steps", "chain_mode", "chain_start", "wave", "flux", "ivar",
-           "model_median",
+           "warmup_divergences", "warmup_steps", "chain_mode", "chain_start", "draw_mode", "jumped",
+           "wave", "flux", "ivar", "model_median",
            "model_band", "predictive_band", "model_1", "model_2", "continuum")
 _JSON = ("names", "units", "fixed", "modes", "fit_params", "optima", "prior", "settings", "timing")
-FORMAT_VERSION = 1
+FORMAT_VERSION = 2  # 2: draw_mode and jumped (version-1 files read back without mode jumps)
+_OPTIONAL = ("draw_mode", "jumped")
 
 
 def to_arviz(post):
@@ -114,7 +115,7 @@ def load(path):
             if "jaxspec_posterior" not in f.attrs:
                 raise ValueError(f"{path} is not a posterior written by BinaryPosterior.save")
             meta = json.loads(f.attrs["jaxspec_posterior"])
-            fields = {k: np.asarray(f[k][()]) for k in _ARRAYS}
+            fields = {k: np.asarray(f[k][()]) for k in _ARRAYS if k in f}
             samples = {n: np.asarray(f["samples"][n][()]) for n in meta["names"]}
     elif path.suffix == ".nc":
         import arviz as az
@@ -124,11 +125,17 @@ def load(path):
         if g is None or "jaxspec_posterior" not in g.attrs:
             raise ValueError(f"{path} is not a posterior written by BinaryPosterior.save")
         meta = json.loads(g.attrs["jaxspec_posterior"])
-        fields = {k: np.asarray(g[k].values) for k in _ARRAYS}
+        fields = {k: np.asarray(g[k].values) for k in _ARRAYS if k in g}
         samples = {n: np.asarray(idata.posterior[n].values) for n in meta["names"]}
     else:
         raise ValueError(f"unknown file type {path.suffix!r}: use .h5, .hdf5 or .nc")
     meta.pop("format_version", None)
+    missing = [k for k in _ARRAYS if k not in fields and k not in _OPTIONAL]
+    if missing:
+        raise ValueError(f"{path} lacks {missing}: not a complete posterior file")
+    shape = fields["log_density"].shape
+    fields.setdefault("draw_mode", np.full(shape, -1, dtype=np.int64))
+    fields.setdefault("jumped", np.zeros(shape, dtype=bool))
     meta["names"], meta["units"], meta["prior"] = (tuple(meta[k]) for k in ("names", "units", "prior"))
     kwargs = {f.name: None for f in dataclasses.fields(BinaryPosterior)}
     kwargs.update(fields, **meta, samples=samples)

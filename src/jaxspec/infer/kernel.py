@@ -30,8 +30,10 @@ from typing import NamedTuple
 
 import jax
 import jax.numpy as jnp
+import numpy as np
 
-__all__ = ["CHAIN_METHODS", "ChainTrace", "make_runner"]
+__all__ = ["CHAIN_METHODS", "ChainTrace", "jump_radius", "make_runner", "mode_jump", "mode_region",
+           "pack_modes", "unpack_modes"]
 
 CHAIN_METHODS = ("vectorized", "sequential", "parallel")
 
@@ -49,6 +51,7 @@ class ChainTrace(NamedTuple):
         inverse_mass_matrix: (C, d, d) or (C, d) adapted inverse mass matrix.
         warmup_divergences: (C,) divergent transitions during warmup.
         warmup_steps: (C,) leapfrog steps (gradient evaluations) during warmup.
+        jumped: (C, S) an accepted mode jump preceded the draw (see :func:`mode_jump`).
     """
 
     z: jax.Array
@@ -60,11 +63,100 @@ class ChainTrace(NamedTuple):
     inverse_mass_matrix: jax.Array
     warmup_divergences: jax.Array
     warmup_steps: jax.Array
+    jumped: jax.Array
+
+
+def jump_radius(dim: int, coverage: float = 0.99) -> float:
+    """Radius (in the mode's standard deviations) of the region around a mode centre that
+    :func:`mode_jump` moves from and to: the ``coverage`` quantile of a chi distribution with
+    ``dim`` degrees of freedom, so a Gaussian mode's draws fall inside with that probability."""
+    from scipy.stats import chi2
+
+    return float(np.sqrt(chi2.ppf(coverage, int(dim))))
+
+
+def pack_modes(centres, chols):
+    """One (K, d + 1, d) array of K modes for :func:`make_runner`: row 0 of each the centre
+    (unconstrained space), rows 1.. the lower Cholesky factor of its covariance. Slots of NaN
+    are unused."""
+    return np.concatenate([np.asarray(centres)[:, None, :], np.asarray(chols)], axis=1)
+
+
+def unpack_modes(modes):
+    """``(centres (K, d), chols (K, d, d), usable (K,) bool)`` of a :func:`pack_modes` array."""
+    centres, chols = modes[..., 0, :], modes[..., 1:, :]
+    usable = jnp.all(jnp.isfinite(modes), axis=(-2, -1))
+    zero = jnp.zeros_like(centres)
+    eye = jnp.broadcast_to(jnp.eye(centres.shape[-1], dtype=modes.dtype), chols.shape)
+    centres = jnp.where(usable[..., None], centres, zero)
+    return centres, jnp.where(usable[..., None, None], chols, eye), usable
+
+
+def _whiten(z, centres, chols):
+    """(K, d) ``L_k^-1 (z - c_k)`` for every mode."""
+    return jax.vmap(lambda c, L: jax.scipy.linalg.solve_triangular(L, z - c, lower=True))(centres, chols)
+
+
+def mode_region(z, centres, chols, usable, radius):
+    """``(k, inside)``: the usable mode nearest to ``z`` in its own metric and whether ``z`` lies
+    within ``radius`` of it (the region of mode k: points nearer to k than to any other mode,
+    in each mode's standard deviations, and within ``radius`` of it)."""
+    d2 = jnp.where(usable, jnp.sum(_whiten(z, centres, chols) ** 2, axis=-1), jnp.inf)
+    k = jnp.argmin(d2)
+    return k, d2[k] < radius**2
+
+
+def mode_jump(key, z, log_p, modes, radius, log_density_and_grad):
+    """One Metropolis "mode jump" (darting) move between the regions of the modes.
+
+    Mode k has a centre ``c_k`` and a covariance ``L_k L_k^T`` (the Laplace
+    approximation at that optimum); its region is that of :func:`mode_region`.
+    From a point in region k the move picks one of the other usable modes j
+    uniformly and proposes its affine image
+
+        z' = c_j + L_j L_k^-1 (z - c_k),
+
+    the same place relative to mode j's shape (a mirrored pair of stars has
+    mirrored correlations, which a translation would not follow). The move is
+    rejected unless z' lies in region j (then the reverse move, from z' back to
+    z, is proposed with the same probability), and accepted with
+    ``min(1, p(z') |L_j| / (p(z) |L_k|))``: the maps are inverse to each other,
+    so this keeps the posterior invariant (detailed balance). Outside every
+    region, or with fewer than two usable modes, nothing moves. Between modes
+    that NUTS cannot cross, chains then visit each mode in proportion to its
+    posterior mass: the mode weights are measured by the draws and r_hat over
+    all chains means what it says.
+
+    Args:
+        key: PRNG key.
+        z: (d,) current point; log_p: its log density.
+        modes: (K, d + 1, d) from :func:`pack_modes`; radius: region radius.
+        log_density_and_grad: ``z -> (log p, d log p / dz)``.
+
+    Returns:
+        ``(accepted, z_new, log_p_new, grad_new)``; z_new, log_p_new and grad_new
+        are only meaningful where accepted.
+    """
+    k_pick, k_acc = jax.random.split(key)
+    centres, chols, usable = unpack_modes(modes)
+    k, inside = mode_region(z, centres, chols, usable, radius)
+    others = usable & (jnp.arange(centres.shape[0]) != k)
+    j = jax.random.categorical(k_pick, jnp.where(others, 0.0, -jnp.inf))
+    u = jax.scipy.linalg.solve_triangular(chols[k], z - centres[k], lower=True)
+    z_new = centres[j] + chols[j] @ u
+    j_new, inside_new = mode_region(z_new, centres, chols, usable, radius)
+    log_det = jnp.sum(jnp.log(jnp.abs(jnp.diagonal(chols[j])) / jnp.abs(jnp.diagonal(chols[k]))))
+    lp_new, g_new = log_density_and_grad(z_new)
+    log_u = jnp.log(jax.random.uniform(k_acc, dtype=z.dtype))
+    accepted = (inside & jnp.any(others) & inside_new & (j_new == j) & jnp.isfinite(lp_new)
+                & jnp.all(jnp.isfinite(g_new)) & (log_u < lp_new - log_p + log_det))
+    return accepted, z_new, lp_new, g_new
 
 
 def make_runner(log_density, *, num_warmup: int, num_samples: int, dense_mass: bool = True,
                 target_accept_prob: float = 0.8, max_tree_depth: int = 8, chain_method: str = "vectorized",
-                adapt_mass_matrix: bool = True, warmup_tree_depth: int | None = None):
+                adapt_mass_matrix: bool = True, warmup_tree_depth: int | None = None,
+                mode_jumps: bool = True, warmup_jumps: bool = False):
     """Build the (unjitted) sampling function of one spectrum.
 
     Args:
@@ -79,10 +171,17 @@ def make_runner(log_density, *, num_warmup: int, num_samples: int, dense_mass: b
         adapt_mass_matrix: adapt the mass matrix during warmup (from the given start).
             With ``num_warmup=0`` nothing adapts: the given step size and inverse
             mass matrix are used as they are (continuing chains that have warmed up).
+        mode_jumps: after every NUTS transition of the sampling phase (not the
+            warmup, whose mass-matrix windows should see one mode), try one
+            :func:`mode_jump` between the regions of ``modes`` (one more gradient
+            per draw).
+        warmup_jumps: mode jumps during the warmup too (with ``adapt_mass_matrix=False``:
+            a step-size adaptation that sees every mode the chains will visit).
 
     Returns:
         ``run(keys (C,), z0 (C, d), inverse_mass (C, d, d) or (C, d), step_size (C,),
-        flux (P,), ivar (P,)) -> ChainTrace``.
+        modes (C, K, d + 1, d), flux (P,), ivar (P,)) -> ChainTrace``; ``modes``:
+        the mode centres and shapes of :func:`pack_modes` (NaN: unused slots).
 
     Raises:
         ValueError: bad iteration counts, unknown chain method.
@@ -99,7 +198,7 @@ def make_runner(log_density, *, num_warmup: int, num_samples: int, dense_mass: b
     def potential_gen(flux, ivar, scale):
         return lambda w: -log_density(w * scale, flux, ivar)
 
-    def one_chain(key, z0, inv_mass, step_size, flux, ivar):
+    def one_chain(key, z0, inv_mass, step_size, modes, flux, ivar):
         # NUTS runs on w = z / scale, scale the square root of the given inverse mass matrix's
         # diagonal, so every coordinate has about unit posterior width. NumPyro's windowed
         # adaptation shrinks each covariance estimate towards 1e-3 x identity; in z an rv whose
@@ -108,6 +207,7 @@ def make_runner(log_density, *, num_warmup: int, num_samples: int, dense_mass: b
         # rescaling changes nothing else: HMC is equivariant under it with the mass matrix
         # rescaled alike, so step sizes and mass matrices convert exactly (the trace holds z).
         dense = inv_mass.ndim == 2
+        radius = jump_radius(z0.shape[-1])
         var = jnp.diagonal(inv_mass) if dense else inv_mass
         scale = jnp.sqrt(jnp.where(var > 0, var, 1.0))
         inv_w = inv_mass / jnp.outer(scale, scale) if dense else inv_mass / scale**2
@@ -121,27 +221,47 @@ def make_runner(log_density, *, num_warmup: int, num_samples: int, dense_mass: b
                             dense_mass=dense_mass, target_accept_prob=target_accept_prob,
                             max_tree_depth=depths, model_args=args, rng_key=key)
 
-        def warm(carry, _):
+        potential_and_grad = jax.value_and_grad(potential_gen(*args))
+        warm_keys = jax.random.split(jax.random.fold_in(key, 0x6B), max(num_warmup, 1))[:num_warmup]
+        jump_keys = jax.random.split(jax.random.fold_in(key, 0x6A), num_samples)
+
+        def jump(s, k):
+            def lp_and_grad(z):
+                pe, g_w = potential_and_grad(z / scale)
+                return -pe, g_w
+            ok, z_new, lp_new, g_w = mode_jump(k, s.z * scale, -s.potential_energy, modes, radius,
+                                               lp_and_grad)
+            s = s._replace(z=jnp.where(ok, z_new / scale, s.z), z_grad=jnp.where(ok, g_w, s.z_grad),
+                           potential_energy=jnp.where(ok, -lp_new, s.potential_energy))
+            return s, ok
+
+        def warm(carry, k):
             s, n_div, n_steps = carry
             s = sample_kernel(s, model_args=args)
+            if warmup_jumps:
+                s, _ = jump(s, k)
             return (s, n_div + s.diverging.astype(jnp.int32), n_steps + s.num_steps.astype(jnp.int32)), None
 
-        def draw(s, _):
+        def draw(s, k):
             s = sample_kernel(s, model_args=args)
-            return s, (s.z * scale, -s.potential_energy, s.diverging, s.num_steps, s.accept_prob)
+            if mode_jumps:
+                s, ok = jump(s, k)
+            else:
+                ok = jnp.zeros((), bool)
+            return s, (s.z * scale, -s.potential_energy, s.diverging, s.num_steps, s.accept_prob, ok)
 
         zero = jnp.zeros((), jnp.int32)
-        (state, n_div, n_warm), _ = jax.lax.scan(warm, (state, zero, zero), None, length=num_warmup)
-        state, (z, lp, div, steps, acc) = jax.lax.scan(draw, state, None, length=num_samples)
+        (state, n_div, n_warm), _ = jax.lax.scan(warm, (state, zero, zero), warm_keys, length=num_warmup)
         m = state.adapt_state.inverse_mass_matrix
         m = m * jnp.outer(scale, scale) if dense else m * scale**2
-        return ChainTrace(z, lp, div, steps, acc, state.adapt_state.step_size, m, n_div, n_warm)
+        state, (z, lp, div, steps, acc, jumped) = jax.lax.scan(draw, state, jump_keys)
+        return ChainTrace(z, lp, div, steps, acc, state.adapt_state.step_size, m, n_div, n_warm, jumped)
 
-    in_axes = (0, 0, 0, 0, None, None)
+    in_axes = (0, 0, 0, 0, 0, None, None)
     if chain_method == "vectorized":
         return jax.vmap(one_chain, in_axes=in_axes)
     if chain_method == "sequential":
-        def run(keys, z0, inv_mass, step_size, flux, ivar):
-            return jax.lax.map(lambda a: one_chain(*a, flux, ivar), (keys, z0, inv_mass, step_size))
+        def run(keys, z0, inv_mass, step_size, modes, flux, ivar):
+            return jax.lax.map(lambda a: one_chain(*a, flux, ivar), (keys, z0, inv_mass, step_size, modes))
         return run
     return jax.pmap(one_chain, in_axes=in_axes)

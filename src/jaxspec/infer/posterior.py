@@ -1,12 +1,23 @@
 """``BinaryPosterior``: NUTS draws of one spectrum with diagnostics, modes, flags and the model band.
 
 Draws are stored per parameter as (chain, draw) arrays in physical units.
-Nothing is averaged across modes: chains are grouped into modes
-(:func:`jaxspec.infer.diagnostics.find_modes`); when there is more than one,
-``multimodal`` is True, ``modes`` lists each mode's chains, medians and
-Laplace weight, and r_hat is judged within every mode (a one-chain mode on
-its two halves; the r_hat across all chains is still shown: it measures the
-disagreement between modes, not a sampling failure).
+Modes are reported, never hidden, in one of two ways:
+
+* Chains that move between modes (the sampler's mode jumps between the
+  fit's optima, :func:`jaxspec.infer.kernel.mode_jump`): every draw is
+  assigned to the nearest mode centre; modes holding at least
+  ``MODE_MIN_WEIGHT`` of the draws are listed with that fraction as their
+  weight (``source: "draws"``; a sampled estimate of the posterior mass),
+  and r_hat and ESS are those of all chains, which all sample the whole
+  posterior.
+* Chains that stay apart (modes the jumps do not connect): chains are
+  grouped into modes (:func:`jaxspec.infer.diagnostics.find_modes`), each
+  mode's weight is a Laplace estimate from its draws (``source: "chains"``),
+  and r_hat is judged within every mode (a one-chain mode on its two
+  halves; the r_hat across all chains is still shown: it measures the
+  disagreement between modes, not a sampling failure).
+
+With more than one mode, ``multimodal`` is True.
 """
 
 from __future__ import annotations
@@ -24,13 +35,14 @@ __all__ = ["BinaryPosterior", "FLAGS", "RHAT_MAX", "ESS_MIN", "DIVERGENCE_MAX"]
 RHAT_MAX = 1.01
 ESS_MIN = 400.0
 DIVERGENCE_MAX = 0.01  # largest acceptable fraction of divergent transitions
+MODE_MIN_WEIGHT = 0.01  # a mode visited by the jumping chains is listed when it holds this fraction of draws
 
 FLAGS = {
     "r_hat": 1,  # r_hat above RHAT_MAX within a mode (chains, or halves of a chain, disagree: not converged)
     "low_ess": 2,  # bulk ESS below ESS_MIN for a parameter (of the whole posterior, or of the main mode)
     "divergences": 4,  # more than DIVERGENCE_MAX of the transitions diverged
     "tree_depth": 8,  # more than 5 % of the transitions hit the maximum tree depth
-    "multimodal": 16,  # chains sampled different modes (see .modes); not a failure
+    "multimodal": 16,  # the posterior has more than one mode (see .modes); not a failure
 }
 _FAILURE = FLAGS["r_hat"] | FLAGS["low_ess"] | FLAGS["divergences"]
 
@@ -51,10 +63,16 @@ class BinaryPosterior:
         step_size: (chains,) adapted NUTS step size.
         warmup_divergences: (chains,) divergences during warmup.
         warmup_steps: (chains,) leapfrog steps during warmup.
-        chain_mode: (chains,) mode index of each chain (0: the mode with most chains).
+        chain_mode: (chains,) mode index of each chain (0: the mode with most chains;
+            all 0 when the chains move between modes).
         chain_start: (chains,) index of the fit optimum each chain started from.
-        modes: one dict per mode: ``chains``, ``weight`` (Laplace estimate of the
-            posterior mass, summing to 1), ``log_mass``, ``medians``.
+        draw_mode: (chains, draws) mode index of each draw when the chains move
+            between modes (``source == "draws"``), else -1.
+        jumped: (chains, draws) an accepted mode jump preceded the draw.
+        modes: one dict per mode: ``chains`` (those with draws in it), ``weight``
+            (posterior mass, summing to 1: the fraction of draws, or a Laplace
+            estimate when chains stay in their modes), ``log_mass`` (Laplace),
+            ``medians``, ``source`` (``"draws"`` or ``"chains"``, see the module doc).
         fit_params: the fit's best values; optima: the fit optima the chains started from.
         wave, flux, ivar: the data; model_median: (P,) per-pixel posterior median
             of the model (with continuum); model_band: (4, P) its 2.5, 16, 84,
@@ -80,6 +98,8 @@ class BinaryPosterior:
     warmup_steps: np.ndarray
     chain_mode: np.ndarray
     chain_start: np.ndarray
+    draw_mode: np.ndarray
+    jumped: np.ndarray
     modes: list
     fit_params: dict
     optima: list
@@ -99,8 +119,10 @@ class BinaryPosterior:
     # ---------------------------------------------------------------- construction
     @classmethod
     def build(cls, sampler, trace, *, fit, wave, flux, ivar, optima, chain_start, chain_method, seed,
-              n_predictive, timing):
-        """Assemble a posterior from a :class:`~jaxspec.infer.kernel.ChainTrace` (numpy) of one spectrum."""
+              n_predictive, timing, modes=None):
+        """Assemble a posterior from a :class:`~jaxspec.infer.kernel.ChainTrace` (numpy) of one spectrum;
+        ``modes`` (K, d + 1, d): the mode jumps' centres and shapes
+        (:func:`~jaxspec.infer.kernel.pack_modes`)."""
         import jax
         import jax.numpy as jnp
 
@@ -113,16 +135,14 @@ class BinaryPosterior:
         samples = {n: values[..., i] for i, n in enumerate(spec.free)}
         chain_mode = find_modes(samples, MODE_KEYS, floor={"rv_1": 0.5, "rv_2": 0.5, "flux_ratio": 0.01})
         lp = np.asarray(trace.log_density, dtype=np.float64)
-        modes = []
-        for k in range(int(chain_mode.max()) + 1):
-            ch = np.flatnonzero(chain_mode == k)
-            log_mass = mode_log_mass(z[ch].reshape(-1, dim), lp[ch].ravel())
-            med = {n: float(np.median(samples[n][ch])) for n in spec.free}
-            modes.append({"chains": ch.tolist(), "log_mass": log_mass, "medians": med})
-        lm = np.array([m["log_mass"] for m in modes])
-        w = np.exp(lm - np.max(lm)) if np.any(np.isfinite(lm)) else np.ones(len(modes))
-        for m, wk in zip(modes, w / w.sum(), strict=True):
-            m["weight"] = float(wk)
+        jumped = np.asarray(trace.jumped, dtype=bool)
+        draw_mode = np.full((n_chain, n_draw), -1, dtype=np.int64)
+        jump_modes, modes = modes, None
+        if chain_mode.max() == 0 and jump_modes is not None and jumped.any():
+            modes, draw_mode = _draw_modes(z, lp, samples, np.asarray(jump_modes, np.float64))
+        if modes is None:
+            draw_mode[:] = -1
+            modes = _chain_modes(z, lp, samples, chain_mode)
 
         # Model band and predictive band from draws spread over all chains.
         flat = z.reshape(-1, dim)
@@ -149,7 +169,8 @@ class BinaryPosterior:
             step_size=np.asarray(trace.step_size, dtype=np.float64),
             warmup_divergences=np.asarray(trace.warmup_divergences, dtype=np.int64),
             warmup_steps=np.asarray(trace.warmup_steps, dtype=np.int64),
-            chain_mode=chain_mode, chain_start=np.asarray(chain_start, dtype=np.int64), modes=modes,
+            chain_mode=chain_mode, chain_start=np.asarray(chain_start, dtype=np.int64), draw_mode=draw_mode,
+            jumped=jumped, modes=modes,
             fit_params={n: float(fit.params[n]) for n in fit.names}, optima=list(optima),
             wave=np.asarray(wave, dtype=np.float64), flux=np.asarray(flux, dtype=np.float64),
             ivar=np.asarray(ivar, dtype=np.float64),
@@ -161,7 +182,7 @@ class BinaryPosterior:
                       "chain_method": chain_method, "target_accept_prob": s.target_accept_prob,
                       "max_tree_depth": s.max_tree_depth, "warmup_tree_depth": s.warmup_tree_depth,
                       "continuum": s.continuum,
-                      "dense_mass": s.dense_mass,
+                      "dense_mass": s.dense_mass, "mode_jumps": s.mode_jumps,
                       "seed": int(seed), "ref_wave": float(sampler.bm.ref_wave)},
             timing=dict(timing),
         )
@@ -182,11 +203,21 @@ class BinaryPosterior:
     # ---------------------------------------------------------------- diagnostics
     @property
     def multimodal(self) -> bool:
-        """True when chains sampled more than one mode (see :attr:`modes`)."""
+        """True when the posterior has more than one mode (see :attr:`modes`)."""
         return len(self.modes) > 1
 
+    @property
+    def chains_mix(self) -> bool:
+        """True when every chain samples the whole posterior (one mode, or chains moving between
+        the modes): r_hat and ESS over all chains are then the measure of convergence."""
+        return not self.multimodal or self.modes[0].get("source") == "draws"
+
     def mode_samples(self, k: int = 0) -> dict:
-        """Draws of mode ``k`` only: ``{name: (chains in the mode, draws)}``."""
+        """Draws of mode ``k`` only: ``{name: (chains in the mode, draws)}``, or ``{name: (1, n)}``
+        when the chains move between modes (the mode's draws from every chain)."""
+        if self.modes[k].get("source") == "draws":
+            sel = self.draw_mode == k
+            return {n: v[sel][None, :] for n, v in self.samples.items()}
         ch = self.modes[k]["chains"]
         return {n: v[ch] for n, v in self.samples.items()}
 
@@ -196,7 +227,8 @@ class BinaryPosterior:
         ``r_hat_mode`` is the largest split r_hat within any mode (a mode of one
         chain is judged on that chain's two halves, so no mode goes unchecked);
         ``ess_bulk_mode`` and ``ess_tail_mode`` are those of the main mode
-        (mode 0). With one mode the within-mode values equal the pooled ones.
+        (mode 0). With one mode, or chains that move between the modes
+        (:attr:`chains_mix`), the within-mode values equal the pooled ones.
 
         Returns:
             ``{name: {"r_hat", "ess_bulk", "ess_tail", "r_hat_mode", "ess_bulk_mode", "ess_tail_mode"}}``.
@@ -210,6 +242,10 @@ class BinaryPosterior:
         for n in self.names:
             x = self.samples[n]
             row = {"r_hat": rhat(x), "ess_bulk": ess_bulk(x), "ess_tail": ess_tail(x)}
+            if self.chains_mix:
+                row.update({f"{k}_mode": row[k] for k in ("r_hat", "ess_bulk", "ess_tail")})
+                out[n] = row
+                continue
             xm = x[main]
             within = [rhat(x[m["chains"]]) for m in self.modes]
             # NaN only when every mode's draws are constant (as rhat itself)
@@ -223,7 +259,7 @@ class BinaryPosterior:
         """Bit flags (see :data:`FLAGS`; 0 = all well)."""
         diag = self._diagnostics
         flag = 0
-        key = "_mode" if self.multimodal else ""
+        key = "" if self.chains_mix else "_mode"
         r = [v[f"r_hat{key}"] for v in diag.values()]
         if np.any(np.array(r) > RHAT_MAX):
             flag |= FLAGS["r_hat"]
@@ -256,13 +292,14 @@ class BinaryPosterior:
     def interval(self, name: str, level: float = 0.68) -> tuple[float, float]:
         """Central credible interval of one parameter.
 
-        One mode: all chains pooled. Several modes: each mode's draws weighted by
-        its weight (:attr:`modes`), so a mode's share does not depend on how many
-        chains happened to start there.
+        One mode, or chains that move between modes: all draws pooled. Chains
+        that stay in their modes: each mode's draws weighted by its weight
+        (:attr:`modes`), so a mode's share does not depend on how many chains
+        happened to start there.
         """
         a = 0.5 * (1.0 - level)
         x = self.samples[name]
-        if not self.multimodal:
+        if self.chains_mix:
             lo, hi = np.quantile(x, [a, 1.0 - a])
             return float(lo), float(hi)
         w = np.zeros(x.shape)
@@ -282,6 +319,7 @@ class BinaryPosterior:
         mm = self.multimodal
         head = (f"{'parameter':11s} {'mean':>10s} {'sd':>9s} {'2.5%':>10s} {'16%':>10s} {'50%':>10s} "
                 f"{'84%':>10s} {'97.5%':>10s} {'ess_bulk':>8s} {'ess_tail':>8s} {'r_hat':>6s}")
+        mm = mm and not self.chains_mix  # a separate within-mode r_hat only for chains that stay apart
         lines = [head + (f" {'r_hat_mode':>11s}" if mm else "") + "  unit"]
         for n, u in zip(self.names, self.units, strict=True):
             x = self.samples[n]
@@ -298,7 +336,14 @@ class BinaryPosterior:
                      f"{int(self.warmup_divergences.sum())} in warmup; step size {steps}; tree depth mean "
                      f"{self.tree_depth.mean():.1f}, max {int(self.tree_depth.max())}; "
                      f"continuum {self.settings.get('continuum')}")
-        if mm:
+        if self.multimodal and self.chains_mix:
+            n_jump = int(self.jumped.sum())
+            lines.append(f"MULTIMODAL: {len(self.modes)} modes; the chains move between them ({n_jump} mode "
+                         "jumps), weights are fractions of the draws")
+            for k, m in enumerate(self.modes):
+                med = ", ".join(f"{n} {m['medians'][n]:.4g}" for n in MODE_KEYS if n in m["medians"])
+                lines.append(f"  mode {k}: chains {m['chains']}, weight {m['weight']:.3f} (draws), {med}")
+        elif mm:
             lines.append(f"MULTIMODAL: {len(self.modes)} modes (chains that disagree are not averaged; "
                          "r_hat over all chains measures the disagreement)")
             for k, m in enumerate(self.modes):
@@ -345,3 +390,48 @@ class BinaryPosterior:
         from jaxspec.infer.plot import plot_fit
 
         return plot_fit(self, path)
+
+
+def _chain_modes(z, lp, samples, chain_mode):
+    """Modes as groups of chains, weighted by Laplace estimates of their mass."""
+    dim = z.shape[-1]
+    modes = []
+    for k in range(int(chain_mode.max()) + 1):
+        ch = np.flatnonzero(chain_mode == k)
+        log_mass = mode_log_mass(z[ch].reshape(-1, dim), lp[ch].ravel())
+        med = {n: float(np.median(v[ch])) for n, v in samples.items()}
+        modes.append({"chains": ch.tolist(), "log_mass": log_mass, "medians": med, "source": "chains"})
+    lm = np.array([m["log_mass"] for m in modes])
+    w = np.exp(lm - np.max(lm)) if np.any(np.isfinite(lm)) else np.ones(len(modes))
+    for m, wk in zip(modes, w / w.sum(), strict=True):
+        m["weight"] = float(wk)
+    return modes
+
+
+def _draw_modes(z, lp, samples, jump_modes):
+    """Modes of chains that jump between them: each draw goes to the nearest mode centre (each in
+    its own metric, as :func:`~jaxspec.infer.kernel.mode_region`); modes holding at least
+    MODE_MIN_WEIGHT of the draws are listed (the draws of rarer ones go to the nearest listed one),
+    weighted by their fraction of the draws, heaviest first.
+    Returns ``(modes, draw_mode)``, or ``(None, None)`` with fewer than two usable modes."""
+    n_chain, n_draw, dim = z.shape
+    usable = np.all(np.isfinite(jump_modes), axis=(1, 2))
+    idx = np.flatnonzero(usable)
+    if len(idx) < 2:
+        return None, None
+    flat = z.reshape(-1, dim)
+    d2 = np.stack([np.sum(np.linalg.solve(jump_modes[k, 1:], (flat - jump_modes[k, 0]).T) ** 2, axis=0)
+                   for k in idx], axis=1)  # (n, K')
+    label = np.argmin(d2, axis=1)
+    frac = np.bincount(label, minlength=len(idx)) / len(label)
+    keep = np.flatnonzero(frac >= MODE_MIN_WEIGHT)
+    keep = keep[np.argsort(-frac[keep], kind="stable")]
+    draw_mode = np.argmin(d2[:, keep], axis=1).reshape(n_chain, n_draw).astype(np.int64)
+    modes = []
+    for i in range(len(keep)):
+        sel = draw_mode == i
+        ch = np.flatnonzero(sel.any(axis=1)).tolist()
+        med = {n: float(np.median(v[sel])) for n, v in samples.items()}
+        modes.append({"chains": ch, "weight": float(sel.mean()), "medians": med, "source": "draws",
+                      "log_mass": mode_log_mass(z[sel], lp[sel]) if sel.sum() > dim + 1 else float("nan")})
+    return modes, draw_mode

@@ -34,7 +34,7 @@ import numpy as np
 
 from jaxspec.fit.binary import _get_fitter, _options, fit_binary, fit_binary_batch, prepare_spectrum
 from jaxspec.fit.continuum import solve_continuum
-from jaxspec.infer.init import initial_state
+from jaxspec.infer.init import MAX_OPTIMA, initial_state
 from jaxspec.infer.kernel import CHAIN_METHODS, make_runner
 from jaxspec.infer.model import CONTINUUM_MODES, log_likelihood, make_prior
 from jaxspec.infer.posterior import FLAGS, BinaryPosterior
@@ -54,6 +54,7 @@ class _Settings:
     max_tree_depth: int
     continuum: str
     warmup_tree_depth: int
+    mode_jumps: bool = True
 
 
 class _Sampler:
@@ -67,6 +68,7 @@ class _Sampler:
         self._runs = {}
         self.log_density = jax.jit(self._log_density)
         self.hessian = jax.jit(jax.hessian(self._log_density))
+        self.value_and_grad = jax.jit(jax.value_and_grad(self._log_density))
         self._predict = jax.jit(jax.vmap(self._predict_one, in_axes=(0, None, None)))
         self._components = jax.jit(self._components_one)
 
@@ -76,19 +78,23 @@ class _Sampler:
 
         return self.prior.log_density(z, loglike)
 
-    def runner(self, method: str, batched: bool, extend: int = 0):
+    def runner(self, method: str, batched: bool, extend: int = 0, restep: int = 0, jumps: bool = True):
         """The chain program: warmup then ``num_samples`` draws, or (``extend > 0``) ``extend`` more
-        draws from warmed-up chains (no adaptation: their step size and mass matrix as given)."""
-        key = (method, batched, int(extend))
+        draws from warmed-up chains (no adaptation: their step size and mass matrix as given), after
+        ``restep`` iterations that re-adapt the step size only, with mode jumps (the mode-map stage).
+        ``jumps=False`` compiles without the mode jumps (spectra with one mode: no extra gradient)."""
+        jumps = bool(jumps and self.settings.mode_jumps)
+        key = (method, batched, int(extend), int(restep), jumps)
         if key not in self._runs:
             s = self.settings
-            n_warm, n_draw = (0, int(extend)) if extend else (s.num_warmup, s.num_samples)
+            n_warm, n_draw = (int(restep), int(extend)) if extend else (s.num_warmup, s.num_samples)
             run = make_runner(self._log_density, num_warmup=n_warm, num_samples=n_draw,
                               dense_mass=s.dense_mass, target_accept_prob=s.target_accept_prob,
                               max_tree_depth=s.max_tree_depth, chain_method=method,
-                              warmup_tree_depth=s.warmup_tree_depth)
+                              warmup_tree_depth=s.warmup_tree_depth, mode_jumps=jumps,
+                              adapt_mass_matrix=not extend, warmup_jumps=bool(jumps and extend and restep))
             if batched:
-                run = jax.vmap(run, in_axes=(0, 0, 0, 0, 0, 0))
+                run = jax.vmap(run, in_axes=(0, 0, 0, 0, 0, 0, 0))
             self._runs[key] = run if method == "parallel" else jax.jit(run)
         return self._runs[key]
 
@@ -137,7 +143,7 @@ def _choose_method(chain_method, num_chains):
 
 
 def _check_settings(num_warmup, num_samples, num_chains, continuum, target_accept_prob, max_tree_depth,
-                    warmup_tree_depth=5):
+                    warmup_tree_depth=5, mode_jumps=True):
     if int(num_chains) < 1:
         raise ValueError(f"num_chains must be >= 1, got {num_chains}")
     if int(num_samples) < 4:
@@ -153,19 +159,21 @@ def _check_settings(num_warmup, num_samples, num_chains, continuum, target_accep
     if not 1 <= int(warmup_tree_depth) <= 15:
         raise ValueError(f"warmup_tree_depth must be in 1..15, got {warmup_tree_depth}")
     return _Settings(int(num_warmup), int(num_samples), True, float(target_accept_prob), int(max_tree_depth),
-                     continuum, int(warmup_tree_depth))
+                     continuum, int(warmup_tree_depth), bool(mode_jumps))
 
 
-def _run_chains(sampler, method, keys, z0, inv_mass, step, flux, ivar, extend=0, workers=None):
+def _run_chains(sampler, method, keys, z0, inv_mass, step, modes, flux, ivar, extend=0, workers=None,
+                restep=0):
     """One spectrum's chains as numpy arrays (see :class:`~jaxspec.infer.kernel.ChainTrace`);
     ``extend > 0``: that many further draws of warmed-up chains (see :meth:`_Sampler.runner`).
     ``method="threads"``: one chain per call, over ``workers`` threads (default: one per usable
     core; 1: one chain after the other in this thread)."""
     dt = sampler.dtype
-    args = [jnp.asarray(a, dt) for a in (z0, inv_mass, step)]
+    args = [jnp.asarray(a, dt) for a in (z0, inv_mass, step, modes)]
     d, w = jnp.asarray(flux, dt), jnp.asarray(ivar, dt)
+    jumps = _usable_modes(modes[0]) >= 2
     if method != "threads":
-        out = sampler.runner(method, False, extend)(keys, *args, d, w)
+        out = sampler.runner(method, False, extend, restep, jumps)(keys, *args, d, w)
         return jax.tree_util.tree_map(np.asarray, jax.device_get(out))
     from concurrent.futures import ThreadPoolExecutor
 
@@ -180,9 +188,10 @@ def _run_chains(sampler, method, keys, z0, inv_mass, step, flux, ivar, extend=0,
     # One chain per call, so that each chain builds trees of its own size (vectorized chains all
     # pay for the deepest tree); compiled once, ahead of the threads (two threads calling a fresh
     # jit function may both compile it).
-    key = ("threads", d.shape, str(d.dtype), int(extend))
+    key = ("threads", d.shape, str(d.dtype), int(extend), int(restep), jumps)
     if key not in sampler._runs:
-        sampler._runs[key] = sampler.runner("vectorized", False, extend).lower(*one(0)).compile()
+        program = sampler.runner("vectorized", False, extend, restep, jumps)
+        sampler._runs[key] = program.lower(*one(0)).compile()
     run = sampler._runs[key]
 
     def work(c):
@@ -202,7 +211,7 @@ _NEEDS_MORE = FLAGS["r_hat"] | FLAGS["low_ess"]
 def _append(trace, more):
     """``trace`` followed by the draws of ``more`` (its continuation: same step size and mass matrix)."""
     cat = {f: np.concatenate([getattr(trace, f), getattr(more, f)], axis=1)
-           for f in ("z", "log_density", "diverging", "num_steps", "accept_prob")}
+           for f in ("z", "log_density", "diverging", "num_steps", "accept_prob", "jumped")}
     return trace._replace(**cat)
 
 
@@ -232,7 +241,63 @@ def _starts(sampler, fit, prior, num_chains, rng, chi2_margin, flux, ivar):
             raise ValueError("the posterior density is not finite at the fit's solution; check the data "
                              "(flux, errors) and that the fit succeeded (fit.flag)")
     inv = np.broadcast_to(inv_mass, (num_chains, *inv_mass.shape)).copy()
-    return z0, inv, optima, which
+    modes = _mode_centres(sampler, prior, optima if sampler.settings.mode_jumps else optima[:1], flux, ivar)
+    return z0, inv, optima, which, np.broadcast_to(modes, (num_chains, *modes.shape)).copy()
+
+
+def _value_and_grad(sampler, z, flux, ivar):
+    lp, g = sampler.value_and_grad(jnp.asarray(z, sampler.dtype), flux, ivar)
+    return float(lp), np.asarray(g, np.float64)
+
+
+def _mode_centres(sampler, prior, optima, flux, ivar, max_modes=MAX_OPTIMA, iterations=12):
+    """(max_modes, d + 1, d) modes for the mode jumps (:func:`jaxspec.infer.kernel.pack_modes`):
+    each fit optimum moved to the nearby maximum of the sampler's log density in the unconstrained
+    space by damped Newton steps (the fit's optimum is that of the chi-square in physical units, and
+    a parameter pressed against a bound sits far out in z), with the Laplace covariance there
+    (precision eigenvalues clipped as for the mass matrix). A centre within the jump radius of an
+    earlier one (the same mode) is dropped. NaN pads unused slots; one optimum needs none."""
+    from jaxspec.infer.init import _clipped_inverse
+    from jaxspec.infer.kernel import jump_radius, pack_modes
+
+    d = len(prior.spec.free)
+    centres, chols = np.full((max_modes, d), np.nan), np.full((max_modes, d, d), np.nan)
+    if len(optima) < 2:
+        return pack_modes(centres, chols)
+    radius = jump_radius(d)
+    n = 0
+    for o in optima[:max_modes]:
+        z = prior.to_unconstrained(o, margin=1e-3)
+        lp, g = _value_and_grad(sampler, z, flux, ivar)
+        h = None
+        for _ in range(iterations):
+            if not (np.isfinite(lp) and np.all(np.isfinite(g))):
+                break
+            h = np.asarray(sampler.hessian(jnp.asarray(z, sampler.dtype), flux, ivar), np.float64)
+            if not np.all(np.isfinite(h)):
+                break
+            w, v = np.linalg.eigh(-0.5 * (h + h.T))
+            step = (v / np.maximum(w, 1.0)) @ (v.T @ g)  # Newton where concave, else a damped step
+            t, moved = 1.0, False
+            while t > 1e-3:
+                lp_new, g_new = _value_and_grad(sampler, z + t * step, flux, ivar)
+                if np.isfinite(lp_new) and lp_new >= lp:
+                    z, lp, g, moved = z + t * step, lp_new, g_new, True
+                    break
+                t *= 0.5
+            if not moved or float(step @ g) < 1e-6:
+                break
+        if not (np.isfinite(lp) and np.all(np.isfinite(z))):
+            continue
+        h = np.asarray(sampler.hessian(jnp.asarray(z, sampler.dtype), flux, ivar), np.float64)
+        if not np.all(np.isfinite(h)):
+            continue
+        chol = np.linalg.cholesky(_clipped_inverse(-h) + 1e-12 * np.eye(d))
+        same = any(np.sum(np.linalg.solve(chols[i], z - centres[i]) ** 2) < radius**2 for i in range(n))
+        if not same:
+            centres[n], chols[n] = z, chol
+            n += 1
+    return pack_modes(centres, chols)
 
 
 _DOC_ARGS = """
@@ -268,6 +333,14 @@ _DOC_ARGS = """
             the draws kept (they use ``max_tree_depth``).
         chi2_margin: local optima of the fit within this chi-square of the best
             start chains of their own.
+        mode_jumps: with two or more distinct optima, let the chains jump
+            between the modes (:func:`jaxspec.infer.kernel.mode_jump`: a
+            Metropolis move that maps a point of one mode onto the same place of
+            another), so that every chain samples every mode and the mode weights
+            are fractions of the draws. The first block of draws then only
+            measures each mode's centre and covariance for the jumps and is
+            discarded (``settings["mode_map_draws"]``). ``False``: chains stay
+            in the modes they start in (weights from Laplace estimates).
         seed: random seed (chain starts and NUTS).
         n_predictive: posterior draws used for the model band of :meth:`plot_fit`.
         unnormalized, **options: as :func:`jaxspec.fit_binary` (flux-ratio
@@ -280,7 +353,7 @@ def sample_binary(flux, wave, err=None, ivar=None, model=None, fit=None, *, reso
                   num_samples: int = 250, num_chains: int = 4, max_samples: int | None = None,
                   chain_method: str = "auto",
                   target_accept_prob: float = 0.8, max_tree_depth: int = 8, warmup_tree_depth: int = 5,
-                  chi2_margin: float = 9.0,
+                  chi2_margin: float = 9.0, mode_jumps: bool = True,
                   seed: int = 0, n_predictive: int = 100, unnormalized=None, **options) -> BinaryPosterior:
     """Posterior of a binary's parameters for one spectrum by NUTS.
 
@@ -303,7 +376,7 @@ def sample_binary(flux, wave, err=None, ivar=None, model=None, fit=None, *, reso
 
         model = default_model()
     settings = _check_settings(num_warmup, num_samples, num_chains, continuum, target_accept_prob,
-                               max_tree_depth, warmup_tree_depth)
+                               max_tree_depth, warmup_tree_depth, mode_jumps)
     max_samples = _max_samples(max_samples, num_samples)
     flux, wave, ivar = prepare_spectrum(flux, wave, err, ivar)
     if flux.ndim != 1:
@@ -332,28 +405,88 @@ def _sample_one(sampler, method, keys, starts, fit, wave, flux, ivar, *, seed, n
                 t_fit, extension_keys, workers=None):
     """One spectrum's posterior: its chains, then more draws while r_hat or the ESS fail (up to
     ``max_samples``). ``extension_keys(k)`` gives the chains' keys of extension ``k``."""
-    z0, inv, optima, which = starts
+    z0, inv, optima, which, modes = starts
     num_chains = len(keys)
     num_samples = sampler.settings.num_samples
     t1 = time.perf_counter()
-    trace = _run_chains(sampler, method, keys, z0, inv, np.full(num_chains, 0.5), flux, ivar, workers=workers)
+    trace = _run_chains(sampler, method, keys, z0, inv, np.full(num_chains, 0.5), modes, flux, ivar,
+                        workers=workers)
 
     def build(tr, n_ext):
         post = BinaryPosterior.build(sampler, tr, fit=fit, wave=wave, flux=flux, ivar=ivar, optima=optima,
-                                     chain_start=which, chain_method=method, seed=seed,
+                                     chain_start=which, modes=modes[0], chain_method=method, seed=seed,
                                      n_predictive=n_predictive,
                                      timing={"fit_s": t_fit, "sample_s": time.perf_counter() - t1})
-        post.settings.update(max_samples=max_samples, extensions=n_ext)
+        post.settings.update(max_samples=max_samples, extensions=n_ext, mode_map_draws=n_map)
         return post
 
-    post, n_ext = build(trace, 0), 0
+    n_ext, n_map = 0, 0
+    if _usable_modes(modes[0]) >= 2:
+        n_map = num_samples
+        # Mode-map stage: the first block's draws (chains mostly in their start modes) give each
+        # mode's centre and covariance, which the jumps then use; the block itself is discarded.
+        modes = _refit_modes(trace.z, modes)
+        more = _run_chains(sampler, method, extension_keys(-1), trace.z[:, -1], trace.inverse_mass_matrix,
+                           trace.step_size, modes, flux, ivar, extend=num_samples, workers=workers,
+                           restep=_restep(sampler))
+        trace = _after_mode_map(trace, more)
+    post = build(trace, n_ext)
     while post.flag & _NEEDS_MORE and trace.z.shape[1] + num_samples <= max_samples:
         n_ext += 1
+        if _usable_modes(modes[0]) >= 2:
+            modes = _refit_modes(trace.z, modes)
         more = _run_chains(sampler, method, extension_keys(n_ext), trace.z[:, -1], trace.inverse_mass_matrix,
-                           trace.step_size, flux, ivar, extend=num_samples, workers=workers)
+                           trace.step_size, modes, flux, ivar, extend=num_samples, workers=workers)
         trace = _append(trace, more)
         post = build(trace, n_ext)
     return post
+
+
+def _restep(sampler) -> int:
+    """Step-size re-adaptation iterations of the mode-map stage (with jumps, mass matrix kept)."""
+    return max(50, sampler.settings.num_warmup // 4)
+
+
+def _after_mode_map(first, stage):
+    """The trace after the mode-map stage: the stage's draws; the first block's draws and the
+    stage's re-adaptation count as warmup (divergences and leapfrog steps)."""
+    return stage._replace(
+        warmup_divergences=first.warmup_divergences + stage.warmup_divergences + first.diverging.sum(axis=1),
+        warmup_steps=first.warmup_steps + stage.warmup_steps + first.num_steps.sum(axis=1))
+
+
+def _usable_modes(modes) -> int:
+    """Number of usable (finite) slots of a (K, d + 1, d) mode array."""
+    return int(np.sum(np.all(np.isfinite(modes), axis=(-2, -1))))
+
+
+def _refit_modes(z, modes, min_draws_per_dim=5):
+    """Mode centres and covariances re-estimated from draws (C, S, d): each draw goes to its
+    nearest usable mode (each in its own metric); a mode with at least ``min_draws_per_dim * d``
+    draws gets their mean and covariance, the others keep theirs. Returns (C, K, d + 1, d) like
+    ``modes`` (every chain the same)."""
+    from jaxspec.infer.kernel import pack_modes
+
+    m = np.asarray(modes[0], np.float64)
+    dim = m.shape[-1]
+    idx = np.flatnonzero(np.all(np.isfinite(m), axis=(1, 2)))
+    flat = np.asarray(z, np.float64).reshape(-1, dim)
+    d2 = np.stack([np.sum(np.linalg.solve(m[k, 1:], (flat - m[k, 0]).T) ** 2, axis=0) for k in idx], axis=1)
+    label = idx[np.argmin(d2, axis=1)]
+    centres, chols = m[:, 0].copy(), m[:, 1:].copy()
+    for k in idx:
+        x = flat[label == k]
+        if len(x) < min_draws_per_dim * dim:
+            continue
+        cov = np.cov(x, rowvar=False) + 1e-12 * np.eye(dim)
+        try:
+            chols[k] = np.linalg.cholesky(cov)
+        except np.linalg.LinAlgError:
+            continue
+        centres[k] = x.mean(axis=0)
+    out = pack_modes(centres, chols)
+    return np.broadcast_to(out, (len(modes), *out.shape)).copy()
+
 
 
 def _check_fit(fit, fitter, *, batched):
@@ -372,7 +505,7 @@ def sample_binary_batch(flux, wave, err=None, ivar=None, model=None, fits=None, 
                         max_samples: int | None = None, chain_method: str = "auto",
                         chunk_size: int = 16,
                         target_accept_prob: float = 0.8, max_tree_depth: int = 8, warmup_tree_depth: int = 5,
-                        chi2_margin: float = 9.0,
+                        chi2_margin: float = 9.0, mode_jumps: bool = True,
                         seed: int = 0, n_predictive: int = 100, unnormalized=None,
                         **options) -> list[BinaryPosterior]:
     """Posteriors of many spectra on one grid, compiled once.
@@ -417,7 +550,7 @@ def sample_binary_batch(flux, wave, err=None, ivar=None, model=None, fits=None, 
 
         model = default_model()
     settings = _check_settings(num_warmup, num_samples, num_chains, continuum, target_accept_prob,
-                               max_tree_depth, warmup_tree_depth)
+                               max_tree_depth, warmup_tree_depth, mode_jumps)
     max_samples = _max_samples(max_samples, num_samples)
     if chain_method not in ("auto", "threads", "vectorized", "sequential"):
         raise ValueError(f"sample_binary_batch runs chains 'auto', 'threads', 'vectorized' or 'sequential', "
@@ -450,28 +583,56 @@ def sample_binary_batch(flux, wave, err=None, ivar=None, model=None, fits=None, 
     if chain_method == "threads":
         return _batch_threads(sampler, keys, starts, fits, wave, flux, ivar, seed=seed,
                               n_predictive=n_predictive, max_samples=max_samples, t_fit=t_fit)
-    run = sampler.runner(chain_method, True)
     chunk = max(1, min(int(chunk_size), n))
     out = []
     for a in range(0, n, chunk):
         idx = np.minimum(np.arange(a, a + chunk), n - 1)
-        z0, inv = (jnp.asarray(np.stack([starts[i][k] for i in idx]), sampler.dtype) for k in (0, 1))
+        run = sampler.runner(chain_method, True, jumps=any(_usable_modes(starts[i][4][0]) >= 2 for i in idx))
+        z0, inv, jm = (jnp.asarray(np.stack([starts[i][k] for i in idx]), sampler.dtype) for k in (0, 1, 4))
         args = (keys[idx], z0, inv,
-                jnp.full((chunk, num_chains), 0.5, sampler.dtype), jnp.asarray(flux[idx], sampler.dtype),
+                jnp.full((chunk, num_chains), 0.5, sampler.dtype), jm, jnp.asarray(flux[idx], sampler.dtype),
                 jnp.asarray(ivar[idx], sampler.dtype))
         t1 = time.perf_counter()
         trace = jax.tree_util.tree_map(np.asarray, jax.device_get(run(*args)))
         members = list(range(a, min(a + chunk, n)))
         traces = {i: type(trace)(*(x[j] for x in trace)) for j, i in enumerate(members)}
+        modes = {i: starts[i][4] for i in members}
 
-        def build(i, n_ext, t1=t1, members=members, traces=traces):
+        def build(i, n_ext, t1=t1, members=members, traces=traces, modes=modes):
             post = BinaryPosterior.build(
                 sampler, traces[i], fit=fits[i], wave=wave, flux=flux[i], ivar=ivar[i], optima=starts[i][2],
-                chain_start=starts[i][3], chain_method=chain_method, seed=seed, n_predictive=n_predictive,
+                chain_start=starts[i][3], modes=modes[i][0], chain_method=chain_method, seed=seed,
+                n_predictive=n_predictive,
                 timing={"fit_s": t_fit, "sample_s": (time.perf_counter() - t1) / len(members)})
-            post.settings.update(max_samples=max_samples, extensions=n_ext)
+            n_map = settings.num_samples if _usable_modes(modes[i][0]) >= 2 else 0
+            post.settings.update(max_samples=max_samples, extensions=n_ext, mode_map_draws=n_map)
             return post
 
+        def extend(group, k, discard, modes=modes, traces=traces):
+            """``num_samples`` more draws of the spectra in ``group`` (padded to the chunk), their
+            modes refitted first; ``discard``: the new draws replace the old (the mode-map stage)."""
+            for i in group:
+                modes[i] = _refit_modes(traces[i].z, modes[i])
+            pad = [group[min(j, len(group) - 1)] for j in range(chunk)]
+            ext = (_extension_keys(seed, k, (chunk, num_chains)),
+                   jnp.asarray(np.stack([traces[i].z[:, -1] for i in pad]), sampler.dtype),
+                   jnp.asarray(np.stack([traces[i].inverse_mass_matrix for i in pad]), sampler.dtype),
+                   jnp.asarray(np.stack([traces[i].step_size for i in pad]), sampler.dtype),
+                   jnp.asarray(np.stack([modes[i] for i in pad]), sampler.dtype),
+                   jnp.asarray(flux[pad], sampler.dtype), jnp.asarray(ivar[pad], sampler.dtype))
+            restep = _restep(sampler) if discard else 0
+            more = jax.tree_util.tree_map(np.asarray, jax.device_get(
+                sampler.runner(chain_method, True, settings.num_samples, restep,
+                               any(_usable_modes(modes[i][0]) >= 2 for i in group))(*ext)))
+            for j, i in enumerate(group):
+                part = type(more)(*(x[j] for x in more))
+                traces[i] = _after_mode_map(traces[i], part) if discard else _append(traces[i], part)
+
+        # Mode-map stage (as in sample_binary): spectra with several modes re-estimate them from the
+        # first block, which is then discarded.
+        multi = [i for i in members if _usable_modes(modes[i][0]) >= 2]
+        if multi:
+            extend(multi, -1, True)
         posts = {i: build(i, 0) for i in members}
         n_ext = 0
         while True:
@@ -480,16 +641,7 @@ def sample_binary_batch(flux, wave, err=None, ivar=None, model=None, fits=None, 
             if not need:
                 break
             n_ext += 1
-            pad = [need[min(j, len(need) - 1)] for j in range(chunk)]
-            ext = (_extension_keys(seed, n_ext, (chunk, num_chains)),
-                   jnp.asarray(np.stack([traces[i].z[:, -1] for i in pad]), sampler.dtype),
-                   jnp.asarray(np.stack([traces[i].inverse_mass_matrix for i in pad]), sampler.dtype),
-                   jnp.asarray(np.stack([traces[i].step_size for i in pad]), sampler.dtype),
-                   jnp.asarray(flux[pad], sampler.dtype), jnp.asarray(ivar[pad], sampler.dtype))
-            more = jax.tree_util.tree_map(np.asarray, jax.device_get(
-                sampler.runner(chain_method, True, settings.num_samples)(*ext)))
-            for j, i in enumerate(need):
-                traces[i] = _append(traces[i], type(more)(*(x[j] for x in more)))
+            extend(need, n_ext, False)
             for i in need:
                 posts[i] = build(i, n_ext)
         for i in members:  # every spectrum of the chunk shares the chunk's wall time
@@ -513,12 +665,14 @@ def _batch_threads(sampler, keys, starts, fits, wave, flux, ivar, *, seed, n_pre
                            extension_keys=lambda k: _extension_keys(seed, k, (n, num_chains))[i])
 
     # Compile the chain programs (warmup + draws, and an extension) once, ahead of the threads.
-    key = ("threads", flux.shape[1:], str(jnp.dtype(sampler.dtype)), 0)
+    jumps = _usable_modes(starts[0][4][0]) >= 2
+    key = ("threads", flux.shape[1:], str(jnp.dtype(sampler.dtype)), 0, 0, jumps)
     if key not in sampler._runs:
         args = (keys[0, :1], *(jnp.asarray(a[:1], sampler.dtype) for a in starts[0][:2]),
-                jnp.full(1, 0.5, sampler.dtype), jnp.asarray(flux[0], sampler.dtype),
+                jnp.full(1, 0.5, sampler.dtype), jnp.asarray(starts[0][4][:1], sampler.dtype),
+                jnp.asarray(flux[0], sampler.dtype),
                 jnp.asarray(ivar[0], sampler.dtype))
-        sampler._runs[key] = sampler.runner("vectorized", False).lower(*args).compile()
+        sampler._runs[key] = sampler.runner("vectorized", False, jumps=jumps).lower(*args).compile()
     workers = max(1, min(usable_cores(), n))
     if workers == 1:
         posts = [one(i) for i in range(n)]

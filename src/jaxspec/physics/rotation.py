@@ -37,19 +37,28 @@ from jaxspec.physics.grid import _positive_finite
 __all__ = ["rotation_kernel", "rotational_broadening"]
 
 
+def _safe_sqrt_1mx2(x):
+    """sqrt(1 - x^2), 0 for |x| >= 1, with a derivative that is finite (0) there too: the inner
+    ``where`` keeps sqrt's infinite slope at 0 out of the derivative (a plain ``sqrt(max(.., 0))``
+    gives inf * 0 = NaN in second derivatives at the clipped edges)."""
+    u = 1.0 - x * x
+    inside = u > 0.0
+    return jnp.where(inside, jnp.sqrt(jnp.where(inside, u, 1.0)), 0.0)
+
+
 @jax.custom_jvp
 def _disk_area(x):
     """(x sqrt(1 - x^2) + arcsin x) / 2 for x in [-1, 1]: area under sqrt(1 - t^2) from 0 to x."""
-    s = jnp.sqrt(jnp.maximum(1.0 - x * x, 0.0))
-    return 0.5 * (x * s + jnp.arcsin(x))
+    return 0.5 * (x * _safe_sqrt_1mx2(x) + jnp.arcsin(x))
 
 
 @_disk_area.defjvp
 def _disk_area_jvp(primals, tangents):
     # The derivative is sqrt(1 - x^2), finite at |x| = 1; autodiff of the
-    # formula above would form inf * 0 = NaN there.
+    # formula above would form inf * 0 = NaN there. Differentiating this rule
+    # again (Hessians, forward-over-reverse) differentiates _safe_sqrt_1mx2.
     (x,), (dx,) = primals, tangents
-    return _disk_area(x), jnp.sqrt(jnp.maximum(1.0 - x * x, 0.0)) * dx
+    return _disk_area(x), _safe_sqrt_1mx2(x) * dx
 
 
 def _cdf(x, epsilon):

@@ -1,0 +1,86 @@
+"""The mode-jump move keeps the target invariant: on an analytic two-component Gaussian mixture
+(weights 0.7 / 0.3, different covariances, 12 standard deviations apart, so NUTS alone never
+crosses) chains all started in one component end up sampling both in the right proportion.
+
+Different covariances make the Jacobian factor |L_j| / |L_k| matter: dropping it would shift the
+weight of the second component from 0.3 to 0.3 * 2.5 / (0.7 + 0.3 * 2.5) = 0.52 (its covariance
+has 1/2.5 of the first's volume; measured: 0.51-0.52). Maps that are off (shifted centres,
+inflated covariances) must still give the right weights, only fewer accepted jumps.
+"""
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import pytest
+
+from jaxspec.infer.kernel import jump_radius, make_runner, mode_region, pack_modes, unpack_modes
+
+MU = np.array([[0.0, 0.0], [8.0, 8.0]])
+COV = np.array([[[1.0, 0.3], [0.3, 0.5]], [[0.25, -0.1], [-0.1, 0.3]]])
+WEIGHT = np.array([0.7, 0.3])
+
+
+def log_density(z, flux, ivar):
+    del flux, ivar
+    out = []
+    for mu, cov, w in zip(MU, COV, WEIGHT, strict=True):
+        r = z - mu
+        prec = jnp.asarray(np.linalg.inv(cov), z.dtype)
+        out.append(np.log(w) - 0.5 * r @ prec @ r - 0.5 * np.log(np.linalg.det(2 * np.pi * cov)))
+    return jax.nn.logsumexp(jnp.stack(out))
+
+
+def _run(modes, mode_jumps=True, num_chains=4, seed=0):
+    run = jax.jit(make_runner(log_density, num_warmup=200, num_samples=1500, mode_jumps=mode_jumps))
+    z0 = np.tile(MU[0], (num_chains, 1)) + 0.1
+    inv = np.tile(COV[0], (num_chains, 1, 1))
+    tr = run(jax.random.split(jax.random.key(seed), num_chains), jnp.asarray(z0, jnp.float32),
+             jnp.asarray(inv, jnp.float32), jnp.full(num_chains, 0.5, jnp.float32),
+             jnp.asarray(np.tile(modes, (num_chains, 1, 1, 1)), jnp.float32), jnp.zeros(3), jnp.ones(3))
+    z = np.asarray(tr.z)
+    in_second = np.linalg.norm(z - MU[1], axis=-1) < np.linalg.norm(z - MU[0], axis=-1)
+    return in_second, np.asarray(tr.jumped)
+
+
+def _modes(centres, covs):
+    pad = np.full((2, 2), np.nan)
+    return pack_modes(np.concatenate([centres, pad]), np.concatenate([np.linalg.cholesky(covs),
+                                                                      np.full((2, 2, 2), np.nan)]))
+
+
+@pytest.mark.parametrize("exact", [True, False])
+def test_mode_jumps_sample_the_mixture_weights(exact):
+    if exact:
+        modes = _modes(MU, COV)
+    else:  # maps off by 0.3 sd in the centres and 1.4x in the widths
+        modes = _modes(MU + 0.3, COV * 1.4**2)
+    in_second, jumped = _run(modes)
+    frac = in_second.mean()
+    # 4 x 1,500 draws; with jumps accepted every few draws the indicator's ESS is > 500, so the
+    # binomial sd is < 0.02: 0.05 is 2.5 sd and far from the 0.55 of a missing Jacobian.
+    assert abs(frac - 0.3) < 0.05, frac
+    assert np.all(in_second.mean(axis=1) > 0.15) and np.all(in_second.mean(axis=1) < 0.45), in_second.mean(1)
+    assert jumped.sum() > 200, jumped.sum()
+
+
+def test_without_jumps_chains_stay_in_their_mode():
+    in_second, jumped = _run(_modes(MU, COV), mode_jumps=False)
+    assert not jumped.any() and not in_second.any()
+
+
+def test_unused_slots_and_regions():
+    modes = _modes(MU, COV)
+    centres, chols, usable = unpack_modes(jnp.asarray(modes))
+    assert usable.tolist() == [True, True, False, False]
+    assert np.all(np.isfinite(np.asarray(chols)))
+    r = jump_radius(2)
+    assert abs(r - np.sqrt(9.2103)) < 1e-3  # 99 % of a 2-d Gaussian
+    k, inside = mode_region(jnp.asarray([7.9, 8.2]), centres, chols, usable, r)
+    assert int(k) == 1 and bool(inside)
+    k, inside = mode_region(jnp.asarray([4.0, 4.0]), centres, chols, usable, r)
+    assert not bool(inside)
+    # a single usable mode: no jumps at all
+    one = _modes(MU, COV)
+    one[1] = np.nan
+    in_second, jumped = _run(one)
+    assert not jumped.any() and not in_second.any()
