@@ -69,7 +69,8 @@ def _posterior(samples, chain_mode):
         diverging=zc.astype(bool), num_steps=np.full((c, s), 7), tree_depth=np.full((c, s), 3),
         accept_prob=zc + 0.8, step_size=np.full(c, 0.3), warmup_divergences=np.zeros(c, int),
         warmup_steps=np.zeros(c, int), chain_mode=np.asarray(chain_mode), chain_start=np.zeros(c, int),
-        modes=modes, fit_params={}, optima=[], wave=zp, flux=zp, ivar=zp, model_median=zp,
+        draw_mode=np.full((c, s), -1), jumped=zc.astype(bool), modes=modes, fit_params={}, optima=[],
+        wave=zp, flux=zp, ivar=zp, model_median=zp,
         model_band=np.zeros((4, 4)), predictive_band=np.zeros((2, 4)), model_1=zp, model_2=zp, continuum=zp,
         settings={"max_tree_depth": 8})
 

@@ -4,7 +4,12 @@ Per spectrum: a fit (:func:`jaxspec.fit_binary`, unless one is given) starts
 the chains at its best solution and its distinct local optima, and its
 covariance is the initial inverse mass matrix (:mod:`jaxspec.infer.init`);
 NumPyro's NUTS then samples the posterior of :mod:`jaxspec.infer.model` in
-the prior windows' unconstrained space (:mod:`jaxspec.infer.kernel`).
+the prior windows' unconstrained space (:mod:`jaxspec.infer.kernel`). With two
+or more distinct optima the chains also make mode jumps between them
+(:func:`jaxspec.infer.kernel.mode_jump`): the first block of draws measures
+each mode's centre and covariance and is discarded, the step size is
+re-adapted with the jumps on, and the draws that follow visit every mode in
+proportion to its posterior mass.
 Samplers are cached per (fitter, prior, settings), so many spectra on one
 grid compile once.
 
