@@ -493,7 +493,6 @@ def _refit_modes(z, modes, min_draws_per_dim=5):
     return np.broadcast_to(out, (len(modes), *out.shape)).copy()
 
 
-
 def _check_fit(fit, fitter, *, batched):
     if bool(fit.batched) != batched:
         raise ValueError("fits must be a batch BinaryFit from fit_binary_batch" if batched else
