@@ -469,12 +469,15 @@ def _refit_modes(z, modes, min_draws_per_dim=5):
     """Mode centres and covariances re-estimated from draws (C, S, d): each draw goes to its
     nearest usable mode (each in its own metric); a mode with at least ``min_draws_per_dim * d``
     draws gets their mean and covariance, the others keep theirs. Returns (C, K, d + 1, d) like
-    ``modes`` (every chain the same)."""
+    ``modes`` (every chain the same). With fewer than two usable modes there is nothing to jump
+    between, and ``modes`` comes back as it is."""
     from jaxspec.infer.kernel import pack_modes
 
     m = np.asarray(modes[0], np.float64)
     dim = m.shape[-1]
     idx = np.flatnonzero(np.all(np.isfinite(m), axis=(1, 2)))
+    if len(idx) < 2:
+        return np.array(modes, copy=True)
     flat = np.asarray(z, np.float64).reshape(-1, dim)
     d2 = np.stack([np.sum(np.linalg.solve(m[k, 1:], (flat - m[k, 0]).T) ** 2, axis=0) for k in idx], axis=1)
     label = idx[np.argmin(d2, axis=1)]
