@@ -256,7 +256,10 @@ def _record(post, index, truth, code):
     diag = post.diagnostics()
     cover = {k: {str(lv): bool(lo <= truth[k] <= hi) for lv in TARGET
                  for lo, hi in [post.interval(k, lv)]} for k in PARAMS}
-    return {"index": index, "truth": truth, "cover": cover,
+    # where the truth falls in the posterior (fraction of draws below it): uniform on [0, 1] for a
+    # calibrated sampler; tells a biased posterior (one-sided misses) from one too narrow
+    pit = {k: float(np.mean(np.asarray(post.samples[k]) < truth[k])) for k in PARAMS}
+    return {"index": index, "truth": truth, "cover": cover, "pit": pit,
             "r_hat": {k: float(diag[k]["r_hat"]) for k in PARAMS},
             "ess_bulk": {k: float(diag[k]["ess_bulk"]) for k in PARAMS},
             "r_hat_mode": {k: float(diag[k]["r_hat_mode"]) for k in PARAMS},
