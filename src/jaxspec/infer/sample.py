@@ -438,8 +438,7 @@ def _sample_one(sampler, method, keys, starts, fit, wave, flux, ivar, *, seed, n
     post = build(trace, n_ext)
     while post.flag & _NEEDS_MORE and trace.z.shape[1] + num_samples <= max_samples:
         n_ext += 1
-        if _usable_modes(modes[0]) >= 2:
-            modes = _refit_modes(trace.z, modes)
+        modes = _refit_modes(trace.z, modes)  # unchanged with one mode
         more = _run_chains(sampler, method, extension_keys(n_ext), trace.z[:, -1], trace.inverse_mass_matrix,
                            trace.step_size, modes, flux, ivar, extend=num_samples, workers=workers)
         trace = _append(trace, more)
