@@ -296,10 +296,61 @@ def rescore(log_path):
             **_summary(records), "machine": {"python": platform.python_version()}}
 
 
-def run_incremental(model_name, n, seed, snr, num_warmup, num_samples, log_path, max_samples=None):
+def jump_path_indices(model_name, n, seed, snr, fits=None):
+    """Indices of the spectra (of the same draw as :func:`run_incremental`) whose posterior takes
+    the mode-jump path of :func:`jaxspec.sample_binary` (two or more distinct optima after the
+    fit; the others run the one-mode program, which a change to the jumps does not touch)."""
+    import jax.numpy as jnp
+
+    import jaxspec
+    from jaxspec.fit.binary import _get_fitter, _options
+    from jaxspec.infer.model import make_prior
+    from jaxspec.infer.sample import _check_settings, _get_sampler, _starts, _usable_modes
+    from jaxspec.simulate import simulate
+
+    model, wave, resolution, opts = setup(model_name)
+    fitter = _get_fitter(model, wave, resolution, _options(model, **opts), None)
+    rng = np.random.default_rng(seed)
+    truth = draw_truths(fitter.bm, n, rng)
+    flux, err, _ = simulate(fitter.bm, truth, rng, snr=snr)
+    if fits is None:
+        fits = jaxspec.fit_binary_batch(flux, wave, err, model=model, resolution=resolution, **opts)
+    sampler = _get_sampler(fitter, make_prior(fitter.bm.spec, priors()),
+                           _check_settings(500, 250, 4, "marginal", 0.8, 8))
+    out = []
+    for i in range(n):
+        d, w = (jnp.asarray(a, sampler.dtype) for a in (flux[i], 1.0 / err[i] ** 2))
+        modes = _starts(sampler, fits[i], sampler.prior, 4, np.random.default_rng(seed + i), 9.0, d, w)[4]
+        if _usable_modes(modes[0]) >= 2:
+            out.append(i)
+    return out
+
+
+def combine(base_log, new_log):
+    """The summary of ``base_log`` with its records replaced, index by index, by those of
+    ``new_log`` (a rerun of some of its spectra, e.g. those of :func:`jump_path_indices` after a
+    change to the mode jumps); both runs must have the same settings (same truths and noise)."""
+    base, new = ([json.loads(x) for x in Path(p).read_text().splitlines() if x.strip()]
+                 for p in (base_log, new_log))
+    if base[0]["settings"] != new[0]["settings"]:
+        raise SystemExit(f"{base_log} and {new_log} have different settings")
+    records = {r["index"]: r for r in base[1:]}
+    replaced = {r["index"] for r in new[1:]}
+    records.update({r["index"]: r for r in new[1:]})
+    records = [records[i] for i in sorted(records)]
+    return {**base[0]["settings"], "combined": {"base": str(base_log), "new": str(new_log),
+                                                "replaced": sorted(replaced)},
+            "target": {str(k): v for k, v in TARGET.items()}, **_summary(records),
+            "machine": {"python": platform.python_version()}}
+
+
+def run_incremental(model_name, n, seed, snr, num_warmup, num_samples, log_path, max_samples=None,
+                    only=None):
     """One :func:`jaxspec.sample_binary` per spectrum (chains on the CPU cores), each posterior's
     record appended to ``log_path`` (JSON lines) as soon as it is done: a killed run keeps its
-    finished posteriors and a rerun with the same settings continues after them."""
+    finished posteriors and a rerun with the same settings continues after them. ``only``: sample
+    just these indices of the ``n`` spectra (the same truths and noise as the full run), or
+    ``"jump-path"``: those of :func:`jump_path_indices`."""
     import jaxspec
     from jaxspec.fit.binary import _get_fitter, _options
     from jaxspec.infer import sample_binary
@@ -328,8 +379,11 @@ def run_incremental(model_name, n, seed, snr, num_warmup, num_samples, log_path,
     post_dir.mkdir(parents=True, exist_ok=True)
     code = _code_version()
     fits = jaxspec.fit_binary_batch(flux, wave, err, model=model, resolution=resolution, **opts)
+    if only == "jump-path":
+        only = set(jump_path_indices(model_name, n, seed, snr, fits=fits))
+        print(f"{len(only)} of {n} spectra take the mode-jump path: {sorted(only)}", flush=True)
     for i in range(n):
-        if i in done:
+        if i in done or (only is not None and i not in only):
             continue
         post = sample_binary(flux[i], wave, err[i], model=model, fit=fits[i], resolution=resolution,
                              priors=priors(), num_warmup=num_warmup, num_samples=num_samples,
@@ -374,20 +428,29 @@ def main(argv=None):
                          "print the table (also for a run that has not finished)")
     ap.add_argument("--log", default=None, help="JSON-lines log of finished posteriors (one-by-one mode; "
                     "default benchmarks/results/calibration_<model>.jsonl)")
+    ap.add_argument("--only", default=None,
+                    help="sample only these spectra of the --n drawn: comma-separated indices, or "
+                         "'jump-path' for those whose posteriors take the mode-jump path")
+    ap.add_argument("--combine", nargs=2, metavar=("BASE_LOG", "NEW_LOG"), default=None,
+                    help="sample nothing: the table of BASE_LOG with the records of NEW_LOG (a rerun of "
+                         "some of its spectra) in place of its own")
     args = ap.parse_args(argv)
     import jax
 
     from jaxspec._machine import cpu_model
 
-    if args.rescore:
+    if args.combine:
+        result = combine(*args.combine)
+    elif args.rescore:
         result = rescore(Path(args.log) if args.log else RESULTS / f"calibration_{args.model}.jsonl")
     elif args.batch:
         result, _, _ = run(args.model, args.n, args.seed, args.snr, args.num_warmup, args.num_samples,
                            args.chunk_size, args.max_samples)
     else:
         log = Path(args.log) if args.log else RESULTS / f"calibration_{args.model}.jsonl"
+        only = args.only if args.only in (None, "jump-path") else {int(x) for x in args.only.split(",")}
         result = run_incremental(args.model, args.n, args.seed, args.snr, args.num_warmup, args.num_samples,
-                                 log, args.max_samples)
+                                 log, args.max_samples, only=only)
     result["machine"].update(cpu=cpu_model(), backend=jax.default_backend(), jax=jax.__version__,
                              x64=bool(jax.config.jax_enable_x64))
     print(f"{'parameter':12s} {'68% cover':>10s} {'95% cover':>10s}  pass   (targets 0.60-0.76, 0.90-0.98)")
@@ -405,6 +468,8 @@ def main(argv=None):
         out = Path(args.out)
     elif args.rescore:
         out = RESULTS / f"calibration_{args.model}_rescored.json"
+    elif args.combine:
+        out = RESULTS / f"calibration_{args.model}_combined.json"
     else:
         out = RESULTS / f"calibration_{args.model}.json"
     out.parent.mkdir(parents=True, exist_ok=True)

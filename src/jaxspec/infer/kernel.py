@@ -32,8 +32,8 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-__all__ = ["CHAIN_METHODS", "ChainTrace", "jump_radius", "make_runner", "mode_jump", "mode_region",
-           "pack_modes", "unpack_modes"]
+__all__ = ["CHAIN_METHODS", "ChainTrace", "jump_radius", "make_runner", "metric_jump", "mode_jump",
+           "mode_region", "pack_modes", "unpack_modes"]
 
 CHAIN_METHODS = ("vectorized", "sequential", "parallel")
 
@@ -153,10 +153,48 @@ def mode_jump(key, z, log_p, modes, radius, log_density_and_grad):
     return accepted, z_new, lp_new, g_new
 
 
+def metric_jump(key, u, k, log_p, modes, log_density_and_grad):
+    """One Metropolis move of the mode label in the mode-standardised coordinates of
+    :func:`make_runner` (``mode_metric=True``).
+
+    The chain's state is ``(u, k)``: the point ``z = c_k + L_k u`` in the coordinates of
+    mode k (centre ``c_k``, covariance ``L_k L_k^T``), with the joint target
+
+        pi(u, k)  proportional to  p(c_k + L_k u) |L_k|.
+
+    Every label maps u to a point z with the density p(z) (the Jacobian ``|L_k|`` of the map
+    cancels), so the z of the draws follows the posterior p exactly, whatever the modes are. NUTS
+    moves u at fixed k; this move proposes another usable label j uniformly (a symmetric
+    proposal) at fixed u, i.e. ``z' = c_j + L_j u`` (the same place relative to mode j's shape),
+    and accepts with ``min(1, p(z') |L_j| / (p(z) |L_k|))``. No region test is needed: any
+    (u, k) is a valid state. With fewer than two usable modes nothing moves.
+
+    Args:
+        key: PRNG key; u: (d,) standardised point; k: its label (int);
+        log_p: ``log p(c_k + L_k u)``; modes: (K, d + 1, d) from :func:`pack_modes`;
+        log_density_and_grad: ``z -> (log p, d log p / dz)``.
+
+    Returns:
+        ``(accepted, j, log_p_new, grad_u_new)``: the proposed label, the log density there and
+        the gradient of log p with respect to u at the new label (``L_j^T dlogp/dz``); only
+        meaningful where accepted.
+    """
+    k_pick, k_acc = jax.random.split(key)
+    centres, chols, usable = unpack_modes(modes)
+    others = usable & (jnp.arange(centres.shape[0]) != k)
+    j = jax.random.categorical(k_pick, jnp.where(others, 0.0, -jnp.inf))
+    lp_new, g_z = log_density_and_grad(centres[j] + chols[j] @ u)
+    log_det = jnp.sum(jnp.log(jnp.abs(jnp.diagonal(chols[j])) / jnp.abs(jnp.diagonal(chols[k]))))
+    log_u = jnp.log(jax.random.uniform(k_acc, dtype=u.dtype))
+    accepted = (jnp.any(others) & jnp.isfinite(lp_new) & jnp.all(jnp.isfinite(g_z))
+                & (log_u < lp_new - log_p + log_det))
+    return accepted, j, lp_new, chols[j].T @ g_z
+
+
 def make_runner(log_density, *, num_warmup: int, num_samples: int, dense_mass: bool = True,
                 target_accept_prob: float = 0.8, max_tree_depth: int = 8, chain_method: str = "vectorized",
                 adapt_mass_matrix: bool = True, warmup_tree_depth: int | None = None,
-                mode_jumps: bool = True, warmup_jumps: bool = False):
+                mode_jumps: bool = True, warmup_jumps: bool = False, mode_metric: bool = False):
     """Build the (unjitted) sampling function of one spectrum.
 
     Args:
@@ -177,6 +215,14 @@ def make_runner(log_density, *, num_warmup: int, num_samples: int, dense_mass: b
             per draw).
         warmup_jumps: mode jumps during the warmup too (with ``adapt_mass_matrix=False``:
             a step-size adaptation that sees every mode the chains will visit).
+        mode_metric: NUTS runs in the standardised coordinates ``u = L_k^-1 (z - c_k)`` of
+            the mode k the chain is in, with a unit mass matrix, and the jumps are
+            :func:`metric_jump` moves of the label k (each mode its own metric, the same for
+            every chain; see :func:`metric_jump`). Needs ``mode_jumps`` and no mass-matrix
+            adaptation (the modes' shapes are the metric; the step size may adapt). A chain
+            starts with the label of the mode nearest to ``z0``. With fewer than two usable
+            modes the metric is the given inverse mass matrix (the same sampler as without
+            ``mode_metric``), and the trace's ``inverse_mass_matrix`` is the given one.
 
     Returns:
         ``run(keys (C,), z0 (C, d), inverse_mass (C, d, d) or (C, d), step_size (C,),
@@ -192,6 +238,8 @@ def make_runner(log_density, *, num_warmup: int, num_samples: int, dense_mass: b
         raise ValueError(f"need num_warmup >= 0 and num_samples >= 1, got {num_warmup}, {num_samples}")
     if chain_method not in CHAIN_METHODS:
         raise ValueError(f"chain_method must be one of {CHAIN_METHODS} or 'auto', got {chain_method!r}")
+    if mode_metric and (not mode_jumps or adapt_mass_matrix and num_warmup > 0):
+        raise ValueError("mode_metric needs mode_jumps=True and adapt_mass_matrix=False (or no warmup)")
     num_warmup, num_samples = int(num_warmup), int(num_samples)
     depths = (int(max_tree_depth if warmup_tree_depth is None else warmup_tree_depth), int(max_tree_depth))
 
@@ -257,6 +305,70 @@ def make_runner(log_density, *, num_warmup: int, num_samples: int, dense_mass: b
         state, (z, lp, div, steps, acc, jumped) = jax.lax.scan(draw, state, jump_keys)
         return ChainTrace(z, lp, div, steps, acc, state.adapt_state.step_size, m, n_div, n_warm, jumped)
 
+    def metric_potential_gen(flux, ivar, centre, chol):
+        return lambda u: -log_density(centre + chol @ u, flux, ivar)
+
+    def one_chain_metric(key, z0, inv_mass, step_size, modes, flux, ivar):
+        # The chain's state is (u, k): z = c_k + L_k u, NUTS on u at fixed k with a unit mass matrix,
+        # metric_jump moves of k at fixed u. Fewer than two usable modes: the one metric is the
+        # given inverse mass matrix (centre 0, L its Cholesky factor), no jumps.
+        d = z0.shape[-1]
+        centres, chols, usable = unpack_modes(modes)
+        inv_dense = inv_mass if inv_mass.ndim == 2 else jnp.diag(inv_mass)
+        single = jnp.sum(usable) < 2
+        own = jnp.linalg.cholesky(inv_dense)
+        centres = jnp.where(single, jnp.zeros_like(centres), centres)
+        chols = jnp.where(single, jnp.broadcast_to(own, chols.shape), chols)
+        usable = jnp.where(single, jnp.arange(usable.shape[0]) == 0, usable)
+        metric = jnp.concatenate([centres[:, None, :], chols], axis=1)  # NaN-free, for metric_jump
+        metric = jnp.where(usable[:, None, None], metric, jnp.nan)
+        k0, _ = mode_region(z0, centres, chols, usable, jnp.inf)
+
+        def whiten(z, k):
+            return jax.scipy.linalg.solve_triangular(chols[k], z - centres[k], lower=True)
+
+        adapt = num_warmup > 0
+        init_kernel, sample_kernel = hmc(potential_fn_gen=metric_potential_gen, algo="NUTS")
+        unit = jnp.eye(d, dtype=z0.dtype) if dense_mass else jnp.ones(d, z0.dtype)
+        state = init_kernel(whiten(z0, k0), num_warmup, step_size=step_size, inverse_mass_matrix=unit,
+                            adapt_step_size=adapt, adapt_mass_matrix=False, dense_mass=dense_mass,
+                            target_accept_prob=target_accept_prob, max_tree_depth=depths,
+                            model_args=(flux, ivar, centres[k0], chols[k0]), rng_key=key)
+
+        def lp_and_grad(z):
+            return jax.value_and_grad(log_density)(z, flux, ivar)
+
+        def step(carry, k_jump):
+            s, k = carry
+            s = sample_kernel(s, model_args=(flux, ivar, centres[k], chols[k]))
+            ok, j, lp_new, g_u = metric_jump(k_jump, s.z, k, -s.potential_energy, metric, lp_and_grad)
+            s = s._replace(z_grad=jnp.where(ok, -g_u, s.z_grad),
+                           potential_energy=jnp.where(ok, -lp_new, s.potential_energy))
+            k = jnp.where(ok, j, k)
+            return (s, k), ok
+
+        def warm(carry, kj):
+            (s, k), n_div, n_steps = carry
+            (s, k), _ = step((s, k), kj)
+            n_div, n_steps = n_div + s.diverging.astype(jnp.int32), n_steps + s.num_steps.astype(jnp.int32)
+            return ((s, k), n_div, n_steps), None
+
+        def draw(carry, kj):
+            (s, k), ok = step(carry, kj)
+            z = centres[k] + chols[k] @ s.z
+            return (s, k), (z, -s.potential_energy, s.diverging, s.num_steps, s.accept_prob, ok)
+
+        warm_keys = jax.random.split(jax.random.fold_in(key, 0x6B), max(num_warmup, 1))[:num_warmup]
+        jump_keys = jax.random.split(jax.random.fold_in(key, 0x6A), num_samples)
+        zero = jnp.zeros((), jnp.int32)
+        (carry, n_div, n_warm), _ = jax.lax.scan(warm, ((state, k0), zero, zero), warm_keys,
+                                                 length=num_warmup)
+        (state, _), (z, lp, div, steps, acc, jumped) = jax.lax.scan(draw, carry, jump_keys)
+        return ChainTrace(z, lp, div, steps, acc, state.adapt_state.step_size, inv_mass, n_div, n_warm,
+                          jumped)
+
+    if mode_metric:
+        one_chain = one_chain_metric  # noqa: F811
     in_axes = (0, 0, 0, 0, 0, None, None)
     if chain_method == "vectorized":
         return jax.vmap(one_chain, in_axes=in_axes)

@@ -97,7 +97,8 @@ class _Sampler:
                               dense_mass=s.dense_mass, target_accept_prob=s.target_accept_prob,
                               max_tree_depth=s.max_tree_depth, chain_method=method,
                               warmup_tree_depth=s.warmup_tree_depth, mode_jumps=jumps,
-                              adapt_mass_matrix=not extend, warmup_jumps=bool(jumps and extend and restep))
+                              adapt_mass_matrix=not extend, warmup_jumps=bool(jumps and extend and restep),
+                              mode_metric=bool(jumps and extend))
             if batched:
                 run = jax.vmap(run, in_axes=(0, 0, 0, 0, 0, 0, 0))
             self._runs[key] = run if method == "parallel" else jax.jit(run)
