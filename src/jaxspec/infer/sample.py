@@ -7,7 +7,9 @@ NumPyro's NUTS then samples the posterior of :mod:`jaxspec.infer.model` in
 the prior windows' unconstrained space (:mod:`jaxspec.infer.kernel`). With two
 or more distinct optima the chains also make mode jumps between them
 (:func:`jaxspec.infer.kernel.mode_jump`): the first block of draws measures
-each mode's centre and covariance and is discarded, the step size is
+each mode's centre and covariance and is discarded; from then on NUTS runs
+in the standardised coordinates of the mode a chain is in (each mode its own
+metric, :func:`jaxspec.infer.kernel.metric_jump`), the step size is
 re-adapted with the jumps on, and the draws that follow visit every mode in
 proportion to its posterior mass.
 Samplers are cached per (fitter, prior, settings), so many spectra on one
