@@ -219,7 +219,8 @@ def make_runner(log_density, *, num_warmup: int, num_samples: int, dense_mass: b
             the mode k the chain is in, with a unit mass matrix, and the jumps are
             :func:`metric_jump` moves of the label k (each mode its own metric, the same for
             every chain; see :func:`metric_jump`). Needs ``mode_jumps`` and no mass-matrix
-            adaptation (the modes' shapes are the metric; the step size may adapt). A chain
+            adaptation (the modes' shapes are the metric; the step size may adapt, with the
+            jumps on, whatever ``warmup_jumps`` says). A chain
             starts with the label of the mode nearest to ``z0``. With fewer than two usable
             modes the metric is the given inverse mass matrix (the same sampler as without
             ``mode_metric``), and the trace's ``inverse_mass_matrix`` is the given one.
