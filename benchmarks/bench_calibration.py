@@ -326,19 +326,36 @@ def jump_path_indices(model_name, n, seed, snr, fits=None):
     return out
 
 
-def combine(base_log, new_log):
+def combine(base_log, *new_logs):
     """The summary of ``base_log`` with its records replaced, index by index, by those of
-    ``new_log`` (a rerun of some of its spectra, e.g. those of :func:`jump_path_indices` after a
-    change to the mode jumps); both runs must have the same settings (same truths and noise)."""
-    base, new = ([json.loads(x) for x in Path(p).read_text().splitlines() if x.strip()]
-                 for p in (base_log, new_log))
-    if base[0]["settings"] != new[0]["settings"]:
-        raise SystemExit(f"{base_log} and {new_log} have different settings")
+    ``new_logs`` (reruns of some of its spectra, applied in order; e.g. those of
+    :func:`jump_path_indices` after a change to the mode jumps). Every run must have the same
+    truths and noise (settings equal but for ``max_samples``). A rerun with another
+    ``max_samples`` must hold every spectrum whose chains the cap could touch: the posteriors
+    that continued past four blocks (:func:`jaxspec.infer.sample._wants_more` decides by the
+    ESS's rate from there on; the draws before are the same whatever the cap)."""
+    base, *news = ([json.loads(x) for x in Path(p).read_text().splitlines() if x.strip()]
+                   for p in (base_log, *new_logs))
+
+    def key(settings):
+        return {k: v for k, v in settings.items() if k != "max_samples"}
+
     records = {r["index"]: r for r in base[1:]}
-    replaced = {r["index"] for r in new[1:]}
-    records.update({r["index"]: r for r in new[1:]})
+    replaced = set()
+    for path, new in zip(new_logs, news, strict=True):
+        if key(base[0]["settings"]) != key(new[0]["settings"]):
+            raise SystemExit(f"{base_log} and {path} have different settings")
+        if new[0]["settings"]["max_samples"] != base[0]["settings"]["max_samples"]:
+            four = 4 * new[0]["settings"]["num_samples"]
+            stale = sorted(i for i, r in records.items() if r.get("draws_per_chain", 0) > four
+                           and i not in {x["index"] for x in new[1:]})
+            if stale:
+                raise SystemExit(f"{path} has another max_samples but lacks spectra {stale}, whose "
+                                 f"chains continued past {four} draws")
+        replaced |= {r["index"] for r in new[1:]}
+        records.update({r["index"]: r for r in new[1:]})
     records = [records[i] for i in sorted(records)]
-    return {**base[0]["settings"], "combined": {"base": str(base_log), "new": str(new_log),
+    return {**base[0]["settings"], "combined": {"base": str(base_log), "new": [str(p) for p in new_logs],
                                                 "replaced": sorted(replaced)},
             "target": {str(k): v for k, v in TARGET.items()}, **_summary(records),
             "machine": {"python": platform.python_version()}}
@@ -431,15 +448,17 @@ def main(argv=None):
     ap.add_argument("--only", default=None,
                     help="sample only these spectra of the --n drawn: comma-separated indices, or "
                          "'jump-path' for those whose posteriors take the mode-jump path")
-    ap.add_argument("--combine", nargs=2, metavar=("BASE_LOG", "NEW_LOG"), default=None,
-                    help="sample nothing: the table of BASE_LOG with the records of NEW_LOG (a rerun of "
-                         "some of its spectra) in place of its own")
+    ap.add_argument("--combine", nargs="+", metavar="LOG", default=None,
+                    help="sample nothing: the table of the first log with the records of the next ones "
+                         "(reruns of some of its spectra, applied in order) in place of its own")
     args = ap.parse_args(argv)
     import jax
 
     from jaxspec._machine import cpu_model
 
     if args.combine:
+        if len(args.combine) < 2:
+            ap.error("--combine needs a base log and at least one rerun log")
         result = combine(*args.combine)
     elif args.rescore:
         result = rescore(Path(args.log) if args.log else RESULTS / f"calibration_{args.model}.jsonl")

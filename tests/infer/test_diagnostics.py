@@ -96,3 +96,27 @@ def test_every_mode_is_checked_even_a_one_chain_mode():
     # one chain per mode, the main mode's halves disagree
     solo = _posterior({"rv_1": drift[[3, 2]]}, np.array([0, 1]))
     assert solo.flag & FLAGS["r_hat"]
+
+
+def test_chains_continue_only_while_the_ess_can_still_be_reached():
+    """The continuation rule of sample_binary: blocks are added while r_hat or the ESS fail and a
+    block fits under max_samples; after four blocks only while the bulk ESS, at its rate so far,
+    can reach 400 by max_samples (hopeless posteriors stop early with their flag)."""
+    from types import SimpleNamespace
+
+    from jaxspec.infer.posterior import FLAGS
+    from jaxspec.infer.sample import _max_samples, _wants_more
+
+    def post(flag, draws, ess):
+        return SimpleNamespace(flag=flag, num_draws=draws, min_ess_bulk=ess)
+
+    low, rh = FLAGS["low_ess"], FLAGS["r_hat"]
+    assert _max_samples(None, 250) == 3000
+    assert not _wants_more(post(FLAGS["divergences"] | FLAGS["multimodal"], 250, 1000.0), 250, 3000)
+    assert not _wants_more(post(low, 2750, 390.0), 250, 2900)  # no room for another block
+    assert _wants_more(post(low, 750, 20.0), 250, 3000)  # three blocks: the rate is not measured yet
+    assert _wants_more(post(low, 1500, 250.0), 250, 3000)  # 250 * 3000 / 1500 = 500 >= 400
+    assert not _wants_more(post(low, 1500, 150.0), 250, 3000)  # 300 < 400: stops with its flag
+    assert not _wants_more(post(low | rh, 1000, 100.0), 250, 3000)
+    assert _wants_more(post(rh, 1500, 1200.0), 250, 3000)  # r_hat alone: continue
+    assert _wants_more(post(rh, 1500, float("nan")), 250, 3000)

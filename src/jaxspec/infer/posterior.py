@@ -255,6 +255,14 @@ class BinaryPosterior:
         return out
 
     @property
+    def min_ess_bulk(self) -> float:
+        """The smallest bulk ESS over the parameters, of the quantity :attr:`flag` judges (pooled over
+        all chains when they mix between modes, else the main mode's)."""
+        key = "ess_bulk" if self.chains_mix else "ess_bulk_mode"
+        v = [d[key] for d in self._diagnostics.values() if np.isfinite(d[key])]
+        return float(min(v)) if v else float("nan")
+
+    @property
     def flag(self) -> int:
         """Bit flags (see :data:`FLAGS`; 0 = all well)."""
         diag = self._diagnostics

@@ -44,7 +44,7 @@ from jaxspec.fit.continuum import solve_continuum
 from jaxspec.infer.init import MAX_OPTIMA, initial_state
 from jaxspec.infer.kernel import CHAIN_METHODS, make_runner
 from jaxspec.infer.model import CONTINUUM_MODES, log_likelihood, make_prior
-from jaxspec.infer.posterior import FLAGS, BinaryPosterior
+from jaxspec.infer.posterior import ESS_MIN, FLAGS, BinaryPosterior
 
 __all__ = ["sample_binary", "sample_binary_batch"]
 
@@ -229,10 +229,27 @@ def _extension_keys(seed, k, shape):
 
 
 def _max_samples(max_samples, num_samples):
-    n = 6 * int(num_samples) if max_samples is None else int(max_samples)
+    n = 12 * int(num_samples) if max_samples is None else int(max_samples)
     if n < int(num_samples):
         raise ValueError(f"max_samples ({n}) must be >= num_samples ({num_samples})")
     return n
+
+
+def _wants_more(post, num_samples, max_samples) -> bool:
+    """Whether a posterior's chains continue by another block of ``num_samples`` draws.
+
+    They do while r_hat or the bulk ESS fail (:attr:`BinaryPosterior.flag`) and another block fits
+    under ``max_samples``; after four blocks (when the rate of growth of the ESS is measured),
+    only while the ESS can still reach ``ESS_MIN`` by ``max_samples`` at the rate it has grown so
+    far (bulk ESS grows about in proportion to the draws). A posterior far from it (chains that
+    seldom switch modes, say) stops with its flag instead of running to the cap; with r_hat
+    alone failing the chains continue (r_hat falls as the draws grow)."""
+    if not post.flag & _NEEDS_MORE or post.num_draws + num_samples > max_samples:
+        return False
+    if post.num_draws < 4 * num_samples:
+        return True
+    ess = post.min_ess_bulk
+    return not (np.isfinite(ess) and ess * max_samples / post.num_draws < ESS_MIN)
 
 
 def _starts(sampler, fit, prior, num_chains, rng, chi2_margin, flux, ivar):
@@ -323,13 +340,18 @@ _DOC_ARGS = """
             depth 4.7 instead of 3.9: slower overall), and 250 draws of 4
             chains already give a bulk ESS near 500 there; harder posteriors
             continue (``max_samples``).
-        max_samples: draws per chain at most (default ``6 * num_samples``: 1,500).
+        max_samples: draws per chain at most (default ``12 * num_samples``: 3,000).
             While the posterior's r_hat (within modes) exceeds 1.01 or a bulk
             ESS is below 400, the warmed-up chains continue by another
             ``num_samples`` draws (same step size and mass matrix; one more
-            compiled program), up to ``max_samples``; ``max_samples =
+            compiled program), up to ``max_samples``; after four blocks
+            only while the bulk ESS, growing at its rate so far, can still
+            reach 400 by then (else the posterior stops early with its flag:
+            chains that seldom switch modes do not run to the cap); ``max_samples =
             num_samples`` turns this off. ``settings["extensions"]`` says how
-            many blocks were added.
+            many blocks were added. Continuing never changes the draws
+            before it: a run with a larger ``max_samples`` starts with the
+            same draws.
         chain_method: ``"auto"``, ``"vectorized"``, ``"sequential"``,
             ``"parallel"`` or ``"threads"`` (module docstring).
         target_accept_prob, max_tree_depth: NUTS settings.
@@ -439,7 +461,7 @@ def _sample_one(sampler, method, keys, starts, fit, wave, flux, ivar, *, seed, n
                            restep=_restep(sampler))
         trace = _after_mode_map(trace, more)
     post = build(trace, n_ext)
-    while post.flag & _NEEDS_MORE and trace.z.shape[1] + num_samples <= max_samples:
+    while _wants_more(post, num_samples, max_samples):
         n_ext += 1
         modes = _refit_modes(trace.z, modes)  # unchanged with one mode
         more = _run_chains(sampler, method, extension_keys(n_ext), trace.z[:, -1], trace.inverse_mass_matrix,
@@ -645,8 +667,7 @@ def sample_binary_batch(flux, wave, err=None, ivar=None, model=None, fits=None, 
         posts = {i: build(i, 0) for i in members}
         n_ext = 0
         while True:
-            need = [i for i in members if posts[i].flag & _NEEDS_MORE
-                    and traces[i].z.shape[1] + settings.num_samples <= max_samples]
+            need = [i for i in members if _wants_more(posts[i], settings.num_samples, max_samples)]
             if not need:
                 break
             n_ext += 1
