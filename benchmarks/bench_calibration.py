@@ -296,29 +296,27 @@ def rescore(log_path):
             **_summary(records), "machine": {"python": platform.python_version()}}
 
 
-def jump_path_indices(model_name, n, seed, snr, fits=None):
-    """Indices of the spectra (of the same draw as :func:`run_incremental`) whose posterior takes
-    the mode-jump path of :func:`jaxspec.sample_binary` (two or more distinct optima after the
-    fit; the others run the one-mode program, which a change to the jumps does not touch)."""
+def jump_path_indices(model_name, flux, err, fits, seed):
+    """Indices of the spectra whose posterior takes the mode-jump path of
+    :func:`jaxspec.sample_binary` (two or more distinct optima after the fit; the others run the
+    one-mode program, which a change to the jumps does not touch).
+
+    Args:
+        model_name: as :func:`setup`; flux, err: (n, P) spectra; fits: their batch fit; seed: the
+            run's seed (spectrum ``i``'s chain starts use ``seed + i``, as in :func:`run_incremental`).
+    """
     import jax.numpy as jnp
 
-    import jaxspec
     from jaxspec.fit.binary import _get_fitter, _options
     from jaxspec.infer.model import make_prior
     from jaxspec.infer.sample import _check_settings, _get_sampler, _starts, _usable_modes
-    from jaxspec.simulate import simulate
 
     model, wave, resolution, opts = setup(model_name)
     fitter = _get_fitter(model, wave, resolution, _options(model, **opts), None)
-    rng = np.random.default_rng(seed)
-    truth = draw_truths(fitter.bm, n, rng)
-    flux, err, _ = simulate(fitter.bm, truth, rng, snr=snr)
-    if fits is None:
-        fits = jaxspec.fit_binary_batch(flux, wave, err, model=model, resolution=resolution, **opts)
     sampler = _get_sampler(fitter, make_prior(fitter.bm.spec, priors()),
                            _check_settings(500, 250, 4, "marginal", 0.8, 8))
     out = []
-    for i in range(n):
+    for i in range(len(flux)):
         d, w = (jnp.asarray(a, sampler.dtype) for a in (flux[i], 1.0 / err[i] ** 2))
         modes = _starts(sampler, fits[i], sampler.prior, 4, np.random.default_rng(seed + i), 9.0, d, w)[4]
         if _usable_modes(modes[0]) >= 2:
@@ -397,7 +395,7 @@ def run_incremental(model_name, n, seed, snr, num_warmup, num_samples, log_path,
     code = _code_version()
     fits = jaxspec.fit_binary_batch(flux, wave, err, model=model, resolution=resolution, **opts)
     if only == "jump-path":
-        only = set(jump_path_indices(model_name, n, seed, snr, fits=fits))
+        only = set(jump_path_indices(model_name, flux, err, fits, seed))
         print(f"{len(only)} of {n} spectra take the mode-jump path: {sorted(only)}", flush=True)
     for i in range(n):
         if i in done or (only is not None and i not in only):

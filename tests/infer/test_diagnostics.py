@@ -100,8 +100,8 @@ def test_every_mode_is_checked_even_a_one_chain_mode():
 
 def test_chains_continue_only_while_the_ess_can_still_be_reached():
     """The continuation rule of sample_binary: blocks are added while r_hat or the ESS fail and a
-    block fits under max_samples; after four blocks only while the bulk ESS, at its rate so far,
-    can reach 400 by max_samples (hopeless posteriors stop early with their flag)."""
+    block fits under max_samples; past half of max_samples only while the bulk ESS, at its rate so
+    far, can reach 400 by max_samples (hopeless posteriors stop early with their flag)."""
     from types import SimpleNamespace
 
     from jaxspec.infer.posterior import FLAGS
@@ -114,9 +114,9 @@ def test_chains_continue_only_while_the_ess_can_still_be_reached():
     assert _max_samples(None, 250) == 3000
     assert not _wants_more(post(FLAGS["divergences"] | FLAGS["multimodal"], 250, 1000.0), 250, 3000)
     assert not _wants_more(post(low, 2750, 390.0), 250, 2900)  # no room for another block
-    assert _wants_more(post(low, 750, 20.0), 250, 3000)  # three blocks: the rate is not measured yet
-    assert _wants_more(post(low, 1500, 250.0), 250, 3000)  # 250 * 3000 / 1500 = 500 >= 400
-    assert not _wants_more(post(low, 1500, 150.0), 250, 3000)  # 300 < 400: stops with its flag
-    assert not _wants_more(post(low | rh, 1000, 100.0), 250, 3000)
-    assert _wants_more(post(rh, 1500, 1200.0), 250, 3000)  # r_hat alone: continue
-    assert _wants_more(post(rh, 1500, float("nan")), 250, 3000)
+    assert _wants_more(post(low, 1500, 20.0), 250, 3000)  # first half: not judged
+    assert _wants_more(post(low, 1750, 250.0), 250, 3000)  # 250 * 3000 / 1750 = 429 >= 400
+    assert not _wants_more(post(low, 1750, 200.0), 250, 3000)  # 343 < 400: stops with its flag
+    assert not _wants_more(post(low | rh, 2000, 100.0), 250, 3000)
+    assert _wants_more(post(rh, 2000, 1200.0), 250, 3000)  # r_hat alone: continue
+    assert _wants_more(post(rh, 2000, float("nan")), 250, 3000)

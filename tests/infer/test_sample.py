@@ -133,7 +133,10 @@ def test_chains_continue_until_the_diagnostics_hold(toy, toy_post, calib):
     more = sample_binary(flux, wave, err, max_samples=300, **kw)
     n_ext = more.settings["extensions"]
     assert more.num_draws == 100 * (1 + n_ext) and 1 <= n_ext <= 2
-    assert n_ext == 2 or not more.flag & (FLAGS["r_hat"] | FLAGS["low_ess"])
+    # it stops early only when the diagnostics hold or, past half of max_samples, when the ESS cannot
+    # reach 400 by max_samples at its rate so far
+    assert n_ext == 2 or not more.flag & (FLAGS["r_hat"] | FLAGS["low_ess"]) or \
+        more.min_ess_bulk * 300 / 200 < 400
     # the first block is the same run; the continuation starts where it stopped (no new warmup)
     for n in more.names:
         np.testing.assert_allclose(more.samples[n][:, :100], once.samples[n], rtol=1e-6)
