@@ -324,14 +324,22 @@ def jump_path_indices(model_name, flux, err, fits, seed):
     return out
 
 
+def _cap(settings):
+    """Draws per chain at most of a logged run: its ``max_samples``, or, where the log left it at
+    the default, ``6 * num_samples`` (the default before commit e94343d; every log written since
+    names ``max_samples`` explicitly)."""
+    return settings["max_samples"] or 6 * settings["num_samples"]
+
+
 def combine(base_log, *new_logs):
     """The summary of ``base_log`` with its records replaced, index by index, by those of
     ``new_logs`` (reruns of some of its spectra, applied in order; e.g. those of
     :func:`jump_path_indices` after a change to the mode jumps). Every run must have the same
-    truths and noise (settings equal but for ``max_samples``). A rerun with another
-    ``max_samples`` must hold every spectrum whose chains the cap could touch: the posteriors
-    that continued past four blocks (:func:`jaxspec.infer.sample._wants_more` decides by the
-    ESS's rate from there on; the draws before are the same whatever the cap)."""
+    truths and noise (settings equal but for ``max_samples``). A rerun with a ``max_samples`` at
+    least twice the base's must hold every spectrum whose posterior stopped with an r_hat or ESS
+    flag: the others stopped because their diagnostics held, and a larger cap does not change
+    them (:func:`jaxspec.infer.sample._wants_more` judges nothing in the first half of the cap,
+    and the draws before a continuation are the same whatever the cap)."""
     base, *news = ([json.loads(x) for x in Path(p).read_text().splitlines() if x.strip()]
                    for p in (base_log, *new_logs))
 
@@ -343,13 +351,16 @@ def combine(base_log, *new_logs):
     for path, new in zip(new_logs, news, strict=True):
         if key(base[0]["settings"]) != key(new[0]["settings"]):
             raise SystemExit(f"{base_log} and {path} have different settings")
-        if new[0]["settings"]["max_samples"] != base[0]["settings"]["max_samples"]:
-            four = 4 * new[0]["settings"]["num_samples"]
-            stale = sorted(i for i, r in records.items() if r.get("draws_per_chain", 0) > four
+        caps = [_cap(x[0]["settings"]) for x in (base, new)]
+        if caps[1] != caps[0]:
+            if caps[1] < 2 * caps[0]:
+                raise SystemExit(f"{path}: max_samples {caps[1]} is neither {caps[0]} (the base's) nor "
+                                 "at least twice it")
+            stale = sorted(i for i, r in records.items() if ("r hat" in r["flag"] or "low ess" in r["flag"])
                            and i not in {x["index"] for x in new[1:]})
             if stale:
-                raise SystemExit(f"{path} has another max_samples but lacks spectra {stale}, whose "
-                                 f"chains continued past {four} draws")
+                raise SystemExit(f"{path} has a larger max_samples but lacks spectra {stale}, whose "
+                                 "posteriors stopped with r_hat or ESS flags")
         replaced |= {r["index"] for r in new[1:]}
         records.update({r["index"]: r for r in new[1:]})
     records = [records[i] for i in sorted(records)]
@@ -369,6 +380,7 @@ def run_incremental(model_name, n, seed, snr, num_warmup, num_samples, log_path,
     import jaxspec
     from jaxspec.fit.binary import _get_fitter, _options
     from jaxspec.infer import sample_binary
+    from jaxspec.infer.sample import _max_samples
     from jaxspec.simulate import simulate
 
     model, wave, resolution, opts = setup(model_name)
@@ -376,6 +388,8 @@ def run_incremental(model_name, n, seed, snr, num_warmup, num_samples, log_path,
     rng = np.random.default_rng(seed)
     truth = draw_truths(bm, n, rng)
     flux, err, _ = simulate(bm, truth, rng, snr=snr)
+    # the cap itself, not None: the sampler's default may change between sessions
+    max_samples = _max_samples(max_samples, num_samples)
     settings = {"model": model_name, "n": n, "seed": seed, "snr": snr, "num_warmup": num_warmup,
                 "num_samples": num_samples, "max_samples": max_samples}
     log_path = Path(log_path)
@@ -432,7 +446,7 @@ def main(argv=None):
     ap.add_argument("--num-samples", type=int, default=250)
     ap.add_argument("--chunk-size", type=int, default=16)
     ap.add_argument("--max-samples", type=int, default=None,
-                    help="draws per chain at most (sample_binary's default: 3 x --num-samples; chains "
+                    help="draws per chain at most (sample_binary's default: 12 x --num-samples; chains "
                          "continue past --num-samples while r_hat > 1.01 or bulk ESS < 400)")
     ap.add_argument("--out", default=None)
     ap.add_argument("--batch", action="store_true",
