@@ -202,6 +202,8 @@ def _summary(records, params=PARAMS):
                           for k, v in cov.items()},
         "fraction_rhat_lt_1.01": float(np.mean([max(r["r_hat"].values()) < 1.01 for r in records])),
         "fraction_ess_bulk_ge_400": float(np.mean([min(r["ess_bulk"].values()) >= 400 for r in records])),
+        "fraction_rhat_and_ess": float(np.mean([max(r["r_hat"].values()) < 1.01
+                                                and min(r["ess_bulk"].values()) >= 400 for r in records])),
         # Within the main mode (what BinaryPosterior.flag judges for a multimodal posterior) and
         # the sampler's own verdict (no r_hat, ESS or divergence flag).
         **_within_mode(records),
@@ -331,41 +333,52 @@ def _cap(settings):
     return settings["max_samples"] or 6 * settings["num_samples"]
 
 
-def combine(base_log, *new_logs):
-    """The summary of ``base_log`` with its records replaced, index by index, by those of
-    ``new_logs`` (reruns of some of its spectra, applied in order; e.g. those of
-    :func:`jump_path_indices` after a change to the mode jumps). Every run must have the same
-    truths and noise (settings equal but for ``max_samples``). A rerun with a ``max_samples`` at
-    least twice the base's must hold every spectrum whose posterior stopped with an r_hat or ESS
-    flag: the others stopped because their diagnostics held, and a larger cap does not change
-    them (:func:`jaxspec.infer.sample._wants_more` judges nothing in the first half of the cap,
-    and the draws before a continuation are the same whatever the cap)."""
-    base, *news = ([json.loads(x) for x in Path(p).read_text().splitlines() if x.strip()]
-                   for p in (base_log, *new_logs))
+def combine(*logs):
+    """The summary of several logs: runs of other seeds add their spectra (independent truths:
+    n grows), and a later log of a seed already seen is a rerun of some of its spectra, whose
+    records replace the earlier ones index by index (e.g. :func:`jump_path_indices` after a
+    change to the mode jumps). All runs must share the model, S/N and iterations (settings equal
+    but for ``seed``, ``n`` and ``max_samples``); reruns of a seed must have its ``n``. A rerun
+    with a ``max_samples`` at least twice the base's must hold every spectrum whose posterior
+    stopped with an r_hat or ESS flag: the others stopped because their diagnostics held, and a
+    larger cap does not change them (:func:`jaxspec.infer.sample._wants_more` judges nothing in
+    the first half of the cap, and the draws before a continuation are the same whatever the
+    cap)."""
+    runs = [[json.loads(x) for x in Path(p).read_text().splitlines() if x.strip()] for p in logs]
 
     def key(settings):
-        return {k: v for k, v in settings.items() if k != "max_samples"}
+        return {k: v for k, v in settings.items() if k not in ("max_samples", "seed", "n")}
 
-    records = {r["index"]: r for r in base[1:]}
-    replaced = set()
-    for path, new in zip(new_logs, news, strict=True):
-        if key(base[0]["settings"]) != key(new[0]["settings"]):
-            raise SystemExit(f"{base_log} and {path} have different settings")
-        caps = [_cap(x[0]["settings"]) for x in (base, new)]
+    bases, records, replaced = {}, {}, []
+    for path, run in zip(logs, runs, strict=True):
+        settings, recs = run[0]["settings"], run[1:]
+        if key(settings) != key(runs[0][0]["settings"]):
+            raise SystemExit(f"{logs[0]} and {path} have different settings")
+        seed = settings["seed"]
+        if seed not in bases:
+            bases[seed] = settings
+            records.update({(seed, r["index"]): r for r in recs})
+            continue
+        base = bases[seed]
+        if settings["n"] != base["n"]:
+            raise SystemExit(f"{path} reruns seed {seed} with n = {settings['n']}, not {base['n']}")
+        caps = _cap(base), _cap(settings)
         if caps[1] != caps[0]:
             if caps[1] < 2 * caps[0]:
                 raise SystemExit(f"{path}: max_samples {caps[1]} is neither {caps[0]} (the base's) nor "
                                  "at least twice it")
-            stale = sorted(i for i, r in records.items() if ("r hat" in r["flag"] or "low ess" in r["flag"])
-                           and i not in {x["index"] for x in new[1:]})
+            new_idx = {r["index"] for r in recs}
+            stale = sorted(i for (sd, i), r in records.items() if sd == seed and i not in new_idx
+                           and ("r hat" in r["flag"] or "low ess" in r["flag"]))
             if stale:
                 raise SystemExit(f"{path} has a larger max_samples but lacks spectra {stale}, whose "
                                  "posteriors stopped with r_hat or ESS flags")
-        replaced |= {r["index"] for r in new[1:]}
-        records.update({r["index"]: r for r in new[1:]})
-    records = [records[i] for i in sorted(records)]
-    return {**base[0]["settings"], "combined": {"base": str(base_log), "new": [str(p) for p in new_logs],
-                                                "replaced": sorted(replaced)},
+            base = bases[seed] = dict(base, max_samples=caps[1])
+        records.update({(seed, r["index"]): r for r in recs})
+        replaced += [f"{seed}:{r['index']}" for r in recs]
+    records = [records[k] for k in sorted(records)]
+    return {**runs[0][0]["settings"], "seeds": sorted(bases),
+            "combined": {"logs": [str(p) for p in logs], "replaced": replaced},
             "target": {str(k): v for k, v in TARGET.items()}, **_summary(records),
             "machine": {"python": platform.python_version()}}
 
@@ -461,16 +474,14 @@ def main(argv=None):
                     help="sample only these spectra of the --n drawn: comma-separated indices, or "
                          "'jump-path' for those whose posteriors take the mode-jump path")
     ap.add_argument("--combine", nargs="+", metavar="LOG", default=None,
-                    help="sample nothing: the table of the first log with the records of the next ones "
-                         "(reruns of some of its spectra, applied in order) in place of its own")
+                    help="sample nothing: the table of several logs (other seeds add spectra; a later log "
+                         "of a seed already given is a rerun whose records replace the earlier ones)")
     args = ap.parse_args(argv)
     import jax
 
     from jaxspec._machine import cpu_model
 
     if args.combine:
-        if len(args.combine) < 2:
-            ap.error("--combine needs a base log and at least one rerun log")
         result = combine(*args.combine)
     elif args.rescore:
         result = rescore(Path(args.log) if args.log else RESULTS / f"calibration_{args.model}.jsonl")
@@ -487,8 +498,10 @@ def main(argv=None):
     print(f"{'parameter':12s} {'68% cover':>10s} {'95% cover':>10s}  pass   (targets 0.60-0.76, 0.90-0.98)")
     for k, v in result["coverage"].items():
         print(f"{k:12s} {v['0.68']:10.3f} {v['0.95']:10.3f}  {result['coverage_pass'][k]}")
+    if "fraction_rhat_and_ess" in result:
+        print(f"r_hat < 1.01 and bulk ESS >= 400: {result['fraction_rhat_and_ess']:.3f} (target >= 0.95)")
     print(f"r_hat < 1.01: {result['fraction_rhat_lt_1.01']:.3f}; bulk ESS >= 400: "
-          f"{result['fraction_ess_bulk_ge_400']:.3f} (targets >= 0.95); multimodal "
+          f"{result['fraction_ess_bulk_ge_400']:.3f}; multimodal "
           f"{result['fraction_multimodal']:.3f}; {result['per_posterior_s']:.1f} s per posterior")
     if "fraction_converged" in result:
         print(f"within modes: r_hat < 1.01 {result['fraction_rhat_mode_lt_1.01']:.3f}, bulk ESS >= 400 "

@@ -120,3 +120,35 @@ def test_chains_continue_only_while_the_ess_can_still_be_reached():
     assert not _wants_more(post(low | rh, 2000, 100.0), 250, 3000)
     assert _wants_more(post(rh, 2000, 1200.0), 250, 3000)  # r_hat alone: continue
     assert _wants_more(post(rh, 2000, float("nan")), 250, 3000)
+
+
+def test_calibration_logs_combine_by_seed_and_rerun(tmp_path, calib):
+    """bench_calibration --combine: other seeds add spectra, a later log of a seed replaces records by
+    index, and a rerun at a larger cap must hold every posterior that stopped on r_hat or ESS."""
+    import json
+
+    def rec(i, ok, flag="ok"):
+        cover = {k: {"0.68": ok, "0.95": True} for k in calib.PARAMS}
+        one = dict.fromkeys(calib.PARAMS, 1.0 if ok else 1.05)
+        return {"index": i, "cover": cover, "r_hat": one, "ess_bulk": dict.fromkeys(calib.PARAMS, 500.0),
+                "multimodal": False, "divergence_fraction": 0.0, "sample_s": 1.0, "flag": flag}
+
+    def log(name, seed, cap, recs):
+        path = tmp_path / name
+        settings = {"model": "toy", "n": 2, "seed": seed, "snr": 30.0, "num_warmup": 10, "num_samples": 5,
+                    "max_samples": cap}
+        path.write_text("\n".join(json.dumps(x) for x in [{"settings": settings}, *recs]) + "\n")
+        return path
+
+    a = log("a.jsonl", 0, 30, [rec(0, True), rec(1, False, "r hat")])
+    b = log("b.jsonl", 1, 30, [rec(0, True), rec(1, True)])
+    out = calib.combine(a, b)
+    assert out["n"] == 4 and out["seeds"] == [0, 1]
+    assert out["fraction_rhat_and_ess"] == 0.75 and out["coverage"]["teff_2"]["0.68"] == 0.75
+    rerun = log("c.jsonl", 0, 60, [rec(1, True)])  # seed 0's failing spectrum, at twice the cap
+    out = calib.combine(a, b, rerun)
+    assert out["n"] == 4 and out["fraction_rhat_and_ess"] == 1.0 and out["combined"]["replaced"] == ["0:1"]
+    with pytest.raises(SystemExit, match=r"lacks spectra \[1\]"):
+        calib.combine(a, log("d.jsonl", 0, 60, [rec(0, True)]))
+    with pytest.raises(SystemExit, match="at least twice"):
+        calib.combine(a, log("e.jsonl", 0, 45, [rec(1, True)]))
