@@ -133,6 +133,18 @@ def setup_binspec(n, n_single, rng, snr):
     return norm, wave, bm, truth, single, opts, {"slope": 0.0, "info": info}
 
 
+def information_limit(sigma, tol):
+    """Mean over cases of P(|N(0, sigma_i)| <= tol): the fraction within ``tol`` that an efficient,
+    unbiased estimator with Gaussian errors of 1-sigma ``sigma_i`` reaches. A sigma of 0 counts as
+    always within, a NaN (unknown) sigma as never."""
+    from scipy.special import erf
+
+    sigma = np.asarray(sigma, dtype=np.float64)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        p = np.where(sigma > 0, erf(tol / (np.sqrt(2.0) * sigma)), 1.0)
+    return float(np.mean(np.where(np.isnan(sigma), 0.0, p)))
+
+
 def evaluate(fit, truth, chi2_true):
     out = {}
     n = len(truth["rv_1"])
@@ -144,14 +156,9 @@ def evaluate(fit, truth, chi2_true):
         miss = err > tol
         sigma = np.asarray(fit.errors[name], dtype=np.float64)
         within3 = err <= 3.0 * sigma
-        # The fraction an efficient unbiased estimator would reach if the errors are Gaussian with the
-        # reported (Gauss-Newton, i.e. Cramer-Rao) sigma: mean of P(|N(0, sigma_i)| <= tol). Below
+        # The fraction an efficient unbiased estimator would reach (see information_limit). Below
         # `need`, the data themselves cannot meet the tolerance for this population.
-        from scipy.special import erf
-
-        with np.errstate(divide="ignore", invalid="ignore"):
-            p_in = np.where(sigma > 0, erf(tol / (np.sqrt(2.0) * sigma)), 1.0)
-        info_limit = float(np.mean(np.nan_to_num(p_in, nan=0.0)))
+        info_limit = information_limit(sigma, tol)
         out[name] = {"tolerance": tol, "fraction": frac, "required": need, "pass": frac >= need,
                      "expected_fraction_at_information_limit": info_limit,
                      "median_abs_error": float(np.median(err)),

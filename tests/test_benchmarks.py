@@ -66,3 +66,36 @@ def test_bench_information_bounds_match_the_fit_errors():
         np.testing.assert_allclose(fit.errors[name], sigma[i], rtol=0.02, err_msg=name)
     lim = info.limits(np.array([sigma]), list(bm.spec.free))
     assert 0.0 < lim["rv_2"]["information_limit"] <= 1.0
+
+
+def test_information_limit_analytic_cases():
+    """P(|N(0, sigma)| <= tol) averaged over cases: erf(1 / sqrt 2) = 0.6827 at sigma = tol, 0.9545 at
+    sigma = tol / 2; a zero sigma is always within, an unknown (NaN) one never."""
+    import numpy as np
+
+    rec = _load(ROOT / "benchmarks" / "bench_recovery.py")
+    assert abs(rec.information_limit([2.0], 2.0) - 0.682689) < 1e-6
+    assert abs(rec.information_limit([1.0, 2.0], 2.0) - (0.954500 + 0.682689) / 2) < 1e-6
+    assert rec.information_limit([0.0, np.nan], 1.0) == 0.5
+
+
+def test_sloped_continuum_is_what_simulate_multiplies():
+    import numpy as np
+
+    from jaxspec.simulate import simulate, sloped_continuum
+
+    calib = _load(ROOT / "benchmarks" / "bench_calibration.py")
+    model, wave, resolution, opts = calib.setup("toy")
+    from jaxspec.fit.binary import _get_fitter, _options
+
+    bm = _get_fitter(model, wave, resolution, _options(model, **opts), None).bm
+    theta = {k: np.array([v]) for k, v in {"teff_1": 5900.0, "logg_1": 4.4, "teff_2": 5000.0, "logg_2": 4.7,
+                                           "feh": -0.3, "rv_1": -30.0, "rv_2": 35.0, "vsini_1": 10.0,
+                                           "vsini_2": 6.0, "flux_ratio": 0.5}.items()}
+    _, err0, clean0 = simulate(bm, theta, np.random.default_rng(0), snr=40.0)
+    _, err1, clean1 = simulate(bm, theta, np.random.default_rng(0), snr=40.0, slope=0.1)
+    cont = sloped_continuum(wave, 0.1)
+    # 10 % across the band, 1 at the mean wavelength (linear in wavelength)
+    assert abs(cont[-1] - cont[0] - 0.1) < 1e-12 and abs(np.mean(cont) - 1.0) < 1e-12
+    np.testing.assert_allclose(clean1[0], clean0[0] * cont, rtol=1e-12)
+    np.testing.assert_allclose(err1[0], cont / 40.0, rtol=1e-12)

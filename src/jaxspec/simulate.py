@@ -13,7 +13,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-__all__ = ["draw_binaries", "simulate"]
+__all__ = ["draw_binaries", "simulate", "sloped_continuum"]
 
 
 def draw_binaries(
@@ -77,6 +77,20 @@ def draw_binaries(
     return out
 
 
+def sloped_continuum(wave, slope: float) -> np.ndarray:
+    """The continuum :func:`simulate` multiplies into its spectra: ``1 + slope * (wave - mean) / span``.
+
+    Args:
+        wave: (P,) wavelengths [A], sorted.
+        slope: fractional change of the continuum across the band (0: flat at 1).
+
+    Returns:
+        (P,) float64 continuum, 1 at the mean wavelength.
+    """
+    wave = np.asarray(wave, dtype=np.float64)
+    return 1.0 + slope * (wave - wave.mean()) / (wave[-1] - wave[0])
+
+
 def simulate(binary_model, params: dict, rng, *, snr: float = 50.0, slope: float = 0.0,
              batch_size: int = 64):
     """Noisy spectra for parameter sets.
@@ -100,8 +114,7 @@ def simulate(binary_model, params: dict, rng, *, snr: float = 50.0, slope: float
         th = {k: jnp.asarray(np.asarray(params[k])[a:a + batch_size]) for k in spec.names}
         out.append(np.asarray(f(th), dtype=np.float64))
     clean = np.concatenate(out)
-    wave = binary_model.wave
-    cont = 1.0 + slope * (wave - wave.mean()) / (wave[-1] - wave[0])
+    cont = sloped_continuum(binary_model.wave, slope)
     clean = clean * cont
     err = np.broadcast_to(cont / snr, clean.shape).copy()
     return clean + rng.normal(size=clean.shape) * err, err, clean
