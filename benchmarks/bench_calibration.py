@@ -271,7 +271,8 @@ def _record(post, index, truth, code):
             "divergence_fraction": float(post.diverging.mean()),
             "mean_steps": float(post.num_steps.mean()), "warmup_steps": post.warmup_steps.tolist(),
             "converged": bool(post.converged),
-            "flag": post.flag_message, "sample_s": float(post.timing["sample_s"]), "code": code,
+            "flag": post.flag_message, "flag_bits": int(post.flag),
+            "sample_s": float(post.timing["sample_s"]), "code": code,
             "draws_per_chain": post.num_draws}
 
 
@@ -333,6 +334,17 @@ def _cap(settings):
     return settings["max_samples"] or 6 * settings["num_samples"]
 
 
+def _stopped_unconverged(record):
+    """Whether a posterior stopped with an r_hat or low-ESS flag. Reads the flag bits; records
+    written before they were logged hold only the flag's message, whose words are the FLAGS keys."""
+    from jaxspec.infer.posterior import FLAGS
+
+    if "flag_bits" in record:
+        return bool(record["flag_bits"] & (FLAGS["r_hat"] | FLAGS["low_ess"]))
+    words = {w.strip() for w in record["flag"].split(",")}
+    return bool(words & {"r hat", "low ess"})
+
+
 def combine(*logs):
     """The summary of several logs: runs of other seeds add their spectra (independent truths:
     n grows), and a later log of a seed already seen is a rerun of some of its spectra, whose
@@ -369,7 +381,7 @@ def combine(*logs):
                                  "at least twice it")
             new_idx = {r["index"] for r in recs}
             stale = sorted(i for (sd, i), r in records.items() if sd == seed and i not in new_idx
-                           and ("r hat" in r["flag"] or "low ess" in r["flag"]))
+                           and _stopped_unconverged(r))
             if stale:
                 raise SystemExit(f"{path} has a larger max_samples but lacks spectra {stale}, whose "
                                  "posteriors stopped with r_hat or ESS flags")

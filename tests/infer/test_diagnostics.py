@@ -152,3 +152,16 @@ def test_calibration_logs_combine_by_seed_and_rerun(tmp_path, calib):
         calib.combine(a, log("d.jsonl", 0, 60, [rec(0, True)]))
     with pytest.raises(SystemExit, match="at least twice"):
         calib.combine(a, log("e.jsonl", 0, 45, [rec(1, True)]))
+
+
+def test_calibration_record_stopped_unconverged_reads_bits_then_words(calib):
+    """The rerun check of --combine judges a record by its flag bits; older records (message only) by
+    the message's words: 'multimodal' or 'divergences' alone do not count."""
+    from jaxspec.infer.posterior import FLAGS
+
+    assert calib._stopped_unconverged({"flag": "ok", "flag_bits": FLAGS["low_ess"]})
+    assert not calib._stopped_unconverged({"flag": "r hat", "flag_bits": FLAGS["multimodal"]})
+    assert calib._stopped_unconverged({"flag": "r hat, multimodal"})
+    assert calib._stopped_unconverged({"flag": "low ess"})
+    assert not calib._stopped_unconverged({"flag": "divergences, multimodal"})
+    assert not calib._stopped_unconverged({"flag": "ok"})
