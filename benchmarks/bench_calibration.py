@@ -192,6 +192,36 @@ def run(model_name="toy", n=12, seed=0, snr=30.0, num_warmup=300, num_samples=50
     return result, posts, truth
 
 
+def coverage_intervals(cov, n):
+    """Clopper-Pearson 95 % intervals of each coverage fraction (``n`` posteriors): the binomial
+    scatter a table of ``n`` cases carries. A nominal level (0.68, 0.95) outside its interval is a
+    miss at the 5 % level for that one entry; among 16 entries, about one such miss is expected by
+    chance."""
+    from scipy.stats import binomtest
+
+    out = {}
+    for k, row in cov.items():
+        out[k] = {}
+        for lv, frac in row.items():
+            ci = binomtest(int(round(frac * n)), n).proportion_ci(0.95, method="exact")
+            out[k][lv] = [float(ci.low), float(ci.high)]
+    return out
+
+
+def pass_probability(n, n_params, trials=20000, seed=0):
+    """Probability that an exactly calibrated sampler puts all ``2 n_params`` coverage entries of a
+    table of ``n`` posteriors inside their TARGET bands (parameters independent, truths' ranks
+    uniform; a Monte Carlo of ``trials`` tables): how strict the acceptance line is at this ``n``."""
+    rng = np.random.default_rng(seed)
+    ok = np.ones(trials, bool)
+    for _ in range(n_params):
+        u = rng.uniform(size=(trials, n))
+        for lv, (lo, hi) in TARGET.items():
+            frac = np.mean(np.abs(u - 0.5) <= lv / 2, axis=1)
+            ok &= (frac >= lo) & (frac <= hi)
+    return float(np.mean(ok))
+
+
 def _summary(records, params=PARAMS):
     """The acceptance table from per-posterior records (see :func:`run_incremental`)."""
     cov = {k: {str(lv): float(np.mean([r["cover"][k][str(lv)] for r in records])) for lv in TARGET}
@@ -200,6 +230,8 @@ def _summary(records, params=PARAMS):
         "n": len(records), "coverage": cov,
         "coverage_pass": {k: all(TARGET[lv][0] <= v[str(lv)] <= TARGET[lv][1] for lv in TARGET)
                           for k, v in cov.items()},
+        "coverage_ci95": coverage_intervals(cov, len(records)),
+        "pass_probability_if_calibrated": pass_probability(len(records), len(params)),
         "fraction_rhat_lt_1.01": float(np.mean([max(r["r_hat"].values()) < 1.01 for r in records])),
         "fraction_ess_bulk_ge_400": float(np.mean([min(r["ess_bulk"].values()) >= 400 for r in records])),
         "fraction_rhat_and_ess": float(np.mean([max(r["r_hat"].values()) < 1.01
@@ -507,9 +539,15 @@ def main(argv=None):
                                  log, args.max_samples, only=only)
     result["machine"].update(cpu=cpu_model(), backend=jax.default_backend(), jax=jax.__version__,
                              x64=bool(jax.config.jax_enable_x64))
-    print(f"{'parameter':12s} {'68% cover':>10s} {'95% cover':>10s}  pass   (targets 0.60-0.76, 0.90-0.98)")
+    ci = result.get("coverage_ci95") or coverage_intervals(result["coverage"], result["n"])
+    print(f"{'parameter':12s} {'68% cover':>10s} {'(95% CI)':>13s} {'95% cover':>10s} {'(95% CI)':>13s}  pass"
+          "   (targets 0.60-0.76, 0.90-0.98)")
     for k, v in result["coverage"].items():
-        print(f"{k:12s} {v['0.68']:10.3f} {v['0.95']:10.3f}  {result['coverage_pass'][k]}")
+        print(f"{k:12s} {v['0.68']:10.3f} {ci[k]['0.68'][0]:6.2f}-{ci[k]['0.68'][1]:.2f} {v['0.95']:10.3f} "
+              f"{ci[k]['0.95'][0]:6.2f}-{ci[k]['0.95'][1]:.2f}  {result['coverage_pass'][k]}")
+    if "pass_probability_if_calibrated" in result:
+        print(f"an exactly calibrated sampler passes every band at n = {result['n']} with probability "
+              f"{result['pass_probability_if_calibrated']:.2f}")
     if "fraction_rhat_and_ess" in result:
         print(f"r_hat < 1.01 and bulk ESS >= 400: {result['fraction_rhat_and_ess']:.3f} (target >= 0.95)")
     print(f"r_hat < 1.01: {result['fraction_rhat_lt_1.01']:.3f}; bulk ESS >= 400: "
