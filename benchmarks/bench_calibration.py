@@ -240,6 +240,8 @@ def _summary(records, params=PARAMS):
         "fraction_multimodal": float(np.mean([r["multimodal"] for r in records])),
         "divergence_fraction": float(np.mean([r["divergence_fraction"] for r in records])),
         "per_posterior_s": float(np.mean([r["sample_s"] for r in records])),
+        # warmed up again after a diverging chain (records before that rule have no key: none)
+        "fraction_rewarmed": float(np.mean([r.get("rewarms", 0) > 0 for r in records])),
     }
 
 
@@ -303,7 +305,7 @@ def _record(post, index, truth, code):
             "converged": bool(post.converged),
             "flag": post.flag_message, "flag_bits": int(post.flag),
             "sample_s": float(post.timing["sample_s"]), "code": code,
-            "draws_per_chain": post.num_draws}
+            "draws_per_chain": post.num_draws, "rewarms": int(post.settings.get("rewarms", 0))}
 
 
 def rescore(log_path):
@@ -552,7 +554,8 @@ def main(argv=None):
         print(f"r_hat < 1.01 and bulk ESS >= 400: {result['fraction_rhat_and_ess']:.3f} (target >= 0.95)")
     print(f"r_hat < 1.01: {result['fraction_rhat_lt_1.01']:.3f}; bulk ESS >= 400: "
           f"{result['fraction_ess_bulk_ge_400']:.3f}; multimodal "
-          f"{result['fraction_multimodal']:.3f}; {result['per_posterior_s']:.1f} s per posterior")
+          f"{result['fraction_multimodal']:.3f}; warmed up again {result['fraction_rewarmed']:.3f}; "
+          f"{result['per_posterior_s']:.1f} s per posterior")
     if "fraction_converged" in result:
         print(f"within modes: r_hat < 1.01 {result['fraction_rhat_mode_lt_1.01']:.3f}, bulk ESS >= 400 "
               f"{result['fraction_ess_bulk_mode_ge_400']:.3f}; converged (no r_hat/ESS/divergence flag) "

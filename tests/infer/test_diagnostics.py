@@ -122,6 +122,39 @@ def test_chains_continue_only_while_the_ess_can_still_be_reached():
     assert _wants_more(post(rh, 2000, float("nan")), 250, 3000)
 
 
+def test_rewarm_rule_and_pooled_metric():
+    """A chain whose draws diverge more often than DIVERGENCE_MAX (1 %) triggers a re-warmup; its
+    metric is the covariance of all chains' draws, the same for every chain (one mode), or the
+    modes' own (two modes: the trace's matrices stay)."""
+    from types import SimpleNamespace
+
+    from jaxspec.infer.kernel import pack_modes
+    from jaxspec.infer.sample import _diverging_chain, _pooled_inverse_mass, _smallest_step
+
+    div = np.zeros((4, 250), bool)
+    div[2, :2] = True  # 0.8 % of one chain's draws, 0.2 % overall
+    assert not _diverging_chain(SimpleNamespace(diverging=div))
+    div[2, :3] = True  # 1.2 % of chain 2: the mean over chains (0.3 %) would not show it
+    assert _diverging_chain(SimpleNamespace(diverging=div))
+
+    rng = np.random.default_rng(0)
+    cov = np.array([[4.0, 1.0, 0.0], [1.0, 1.0, 0.2], [0.0, 0.2, 0.09]])
+    z = rng.multivariate_normal(np.zeros(3), cov, size=(4, 2000))
+    z[1] *= 0.5  # a chain that missed the tails: the pooled estimate sees all chains
+    own = np.tile(np.eye(3), (4, 1, 1))
+    trace = SimpleNamespace(z=z, inverse_mass_matrix=own)
+    one = pack_modes(np.full((2, 3), np.nan), np.full((2, 3, 3), np.nan))[None].repeat(4, 0)
+    pooled = _pooled_inverse_mass(trace, one)
+    assert pooled.shape == (4, 3, 3) and np.all(pooled == pooled[0])
+    np.testing.assert_allclose(pooled[0], np.cov(z.reshape(-1, 3), rowvar=False), rtol=1e-8)
+    two = pack_modes(np.zeros((2, 3)), np.tile(np.eye(3), (2, 1, 1)))[None].repeat(4, 0)
+    assert _pooled_inverse_mass(trace, two) is own
+    from jaxspec.infer.kernel import ChainTrace
+
+    tr = ChainTrace(*([None] * 5), np.array([0.3, 0.1, 0.5, 0.2]), *([None] * 4))
+    np.testing.assert_array_equal(_smallest_step(tr).step_size, [0.1] * 4)
+
+
 def test_calibration_logs_combine_by_seed_and_rerun(tmp_path, calib):
     """bench_calibration --combine: other seeds add spectra, a later log of a seed replaces records by
     index, and a rerun at a larger cap must hold every posterior that stopped on r_hat or ESS."""

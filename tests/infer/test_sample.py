@@ -156,6 +156,35 @@ def test_chains_continue_until_the_diagnostics_hold(toy, toy_post, calib):
         assert not np.array_equal(batch[0].samples["rv_1"], batch[1].samples["rv_1"])
 
 
+def test_diverging_chains_are_warmed_up_again(toy, toy_post, calib, monkeypatch):
+    """Chains that must continue while one of them diverges (here the rule is forced to say so) are
+    warmed up again, once: the draws so far are discarded (they and the re-adaptation count as
+    warmup), every chain gets one metric and the step size re-adapts; then they continue as usual.
+    The same in the batch path (vmap over spectra)."""
+    from jaxspec.infer import sample as s
+    from jaxspec.infer import sample_binary, sample_binary_batch
+
+    model, wave, bm, opts = toy
+    _, flux, err = toy_post
+    kw = dict(model=model, priors=calib.priors(), num_warmup=150, num_samples=100, seed=3, **opts)
+    once = sample_binary(flux, wave, err, max_samples=100, **kw)
+    monkeypatch.setattr(s, "_diverging_chain", lambda trace: True)
+    post = sample_binary(flux, wave, err, max_samples=200, **kw)
+    assert post.settings["rewarms"] == 1 and post.settings["extensions"] == 1 and post.num_draws == 200
+    assert once.settings["rewarms"] == 0 and "warmed up again" not in once.summary()
+    assert "warmed up again" in post.summary()
+    assert not np.allclose(post.samples["rv_1"][:, :100], once.samples["rv_1"])  # the first block is gone
+    restep = post.warmup_steps - once.warmup_steps - once.num_steps.sum(axis=1)
+    assert np.all(restep >= 50)  # the re-warmup's max(50, num_warmup // 4) iterations, >= 1 step each
+    assert np.all(post.warmup_divergences >= once.warmup_divergences + once.diverging.sum(axis=1))
+    assert all(np.all(np.isfinite(v)) for v in post.samples.values())
+    batch = sample_binary_batch(np.stack([flux, flux]), wave, np.stack([err, err]), max_samples=200,
+                                chunk_size=2, chain_method="vectorized", **kw)
+    for p in batch:
+        assert p.settings["rewarms"] == 1 and p.settings["extensions"] == 1 and p.num_draws == 200
+        assert all(np.all(np.isfinite(v)) for v in p.samples.values())
+
+
 def test_chain_method_choice(monkeypatch):
     import jax
 

@@ -191,10 +191,42 @@ def metric_jump(key, u, k, log_p, modes, log_density_and_grad):
     return accepted, j, lp_new, chols[j].T @ g_z
 
 
+def _single_window(target_accept_prob: float):
+    """Step-size adaptation by one dual-averaging run over a whole warmup (mass matrix fixed).
+
+    NumPyro's warmup restarts dual averaging at the end of every mass-matrix window, so the final
+    step size comes from the last window alone: 50 iterations of a 500-iteration warmup, 12 of a
+    125-iteration one. Returns ``(init(step) -> da, update(state, da) -> (state, da), finish(state,
+    da) -> state)`` for a NumPyro HMC state built without adaptation: ``update`` feeds the
+    transition's acceptance probability to the averaging and sets the next step size, ``finish``
+    sets the averaged one (as NumPyro does at the end of its warmup)."""
+    from numpyro.infer.hmc_util import dual_averaging
+
+    da_init, da_update = dual_averaging()
+
+    def init(step_size):
+        return da_init(jnp.log(10.0 * step_size))  # NumPyro's prox centre
+
+    def _set(state, log_step):
+        finfo = jnp.finfo(state.adapt_state.step_size.dtype)
+        step = jnp.clip(jnp.exp(log_step), finfo.tiny, finfo.max).astype(state.adapt_state.step_size.dtype)
+        return state._replace(adapt_state=state.adapt_state._replace(step_size=step))
+
+    def update(state, da):
+        da = da_update(target_accept_prob - state.accept_prob, da)
+        return _set(state, da[0]), da
+
+    def finish(state, da):
+        return _set(state, da[1])
+
+    return init, update, finish
+
+
 def make_runner(log_density, *, num_warmup: int, num_samples: int, dense_mass: bool = True,
                 target_accept_prob: float = 0.8, max_tree_depth: int = 8, chain_method: str = "vectorized",
                 adapt_mass_matrix: bool = True, warmup_tree_depth: int | None = None,
-                mode_jumps: bool = True, warmup_jumps: bool = False, mode_metric: bool = False):
+                mode_jumps: bool = True, warmup_jumps: bool = False, mode_metric: bool = False,
+                single_window: bool = False):
     """Build the (unjitted) sampling function of one spectrum.
 
     Args:
@@ -224,6 +256,9 @@ def make_runner(log_density, *, num_warmup: int, num_samples: int, dense_mass: b
             starts with the label of the mode nearest to ``z0``. With fewer than two usable
             modes the metric is the given inverse mass matrix (the same sampler as without
             ``mode_metric``), and the trace's ``inverse_mass_matrix`` is the given one.
+        single_window: the warmup adapts the step size only, by one dual-averaging run over all
+            ``num_warmup`` iterations (:func:`_single_window`), instead of NumPyro's windowed
+            schedule (whose last window alone sets the step). Needs no mass-matrix adaptation.
 
     Returns:
         ``run(keys (C,), z0 (C, d), inverse_mass (C, d, d) or (C, d), step_size (C,),
@@ -241,8 +276,13 @@ def make_runner(log_density, *, num_warmup: int, num_samples: int, dense_mass: b
         raise ValueError(f"chain_method must be one of {CHAIN_METHODS} or 'auto', got {chain_method!r}")
     if mode_metric and (not mode_jumps or adapt_mass_matrix and num_warmup > 0):
         raise ValueError("mode_metric needs mode_jumps=True and adapt_mass_matrix=False (or no warmup)")
+    if single_window and adapt_mass_matrix and num_warmup > 0:
+        raise ValueError("single_window adapts the step size only: it needs adapt_mass_matrix=False")
     num_warmup, num_samples = int(num_warmup), int(num_samples)
     depths = (int(max_tree_depth if warmup_tree_depth is None else warmup_tree_depth), int(max_tree_depth))
+    da_init, da_update, da_finish = _single_window(target_accept_prob)
+    # NumPyro adapts during the warmup unless the single window does (then NumPyro sees no warmup)
+    numpyro_warmup = 0 if single_window else num_warmup
 
     def potential_gen(flux, ivar, scale):
         return lambda w: -log_density(w * scale, flux, ivar)
@@ -264,8 +304,8 @@ def make_runner(log_density, *, num_warmup: int, num_samples: int, dense_mass: b
         # A fresh hmc() per trace: NumPyro's init_kernel keeps its settings in closure variables.
         init_kernel, sample_kernel = hmc(potential_fn_gen=potential_gen, algo="NUTS")
         # Without warmup NumPyro would still search a "reasonable" step size at init: keep the given one.
-        adapt = num_warmup > 0
-        state = init_kernel(z0 / scale, num_warmup, step_size=step_size, inverse_mass_matrix=inv_w,
+        adapt = numpyro_warmup > 0
+        state = init_kernel(z0 / scale, numpyro_warmup, step_size=step_size, inverse_mass_matrix=inv_w,
                             adapt_step_size=adapt, adapt_mass_matrix=adapt_mass_matrix and adapt,
                             dense_mass=dense_mass, target_accept_prob=target_accept_prob,
                             max_tree_depth=depths, model_args=args, rng_key=key)
@@ -285,11 +325,14 @@ def make_runner(log_density, *, num_warmup: int, num_samples: int, dense_mass: b
             return s, ok
 
         def warm(carry, k):
-            s, n_div, n_steps = carry
+            s, da, n_div, n_steps = carry
             s = sample_kernel(s, model_args=args)
+            if single_window:
+                s, da = da_update(s, da)
             if warmup_jumps:
                 s, _ = jump(s, k)
-            return (s, n_div + s.diverging.astype(jnp.int32), n_steps + s.num_steps.astype(jnp.int32)), None
+            n_div, n_steps = n_div + s.diverging.astype(jnp.int32), n_steps + s.num_steps.astype(jnp.int32)
+            return (s, da, n_div, n_steps), None
 
         def draw(s, k):
             s = sample_kernel(s, model_args=args)
@@ -300,7 +343,10 @@ def make_runner(log_density, *, num_warmup: int, num_samples: int, dense_mass: b
             return s, (s.z * scale, -s.potential_energy, s.diverging, s.num_steps, s.accept_prob, ok)
 
         zero = jnp.zeros((), jnp.int32)
-        (state, n_div, n_warm), _ = jax.lax.scan(warm, (state, zero, zero), warm_keys, length=num_warmup)
+        (state, da, n_div, n_warm), _ = jax.lax.scan(warm, (state, da_init(state.adapt_state.step_size), zero,
+                                                            zero), warm_keys, length=num_warmup)
+        if single_window and num_warmup:
+            state = da_finish(state, da)
         m = state.adapt_state.inverse_mass_matrix
         m = m * jnp.outer(scale, scale) if dense else m * scale**2
         state, (z, lp, div, steps, acc, jumped) = jax.lax.scan(draw, state, jump_keys)
@@ -328,10 +374,10 @@ def make_runner(log_density, *, num_warmup: int, num_samples: int, dense_mass: b
         def whiten(z, k):
             return jax.scipy.linalg.solve_triangular(chols[k], z - centres[k], lower=True)
 
-        adapt = num_warmup > 0
+        adapt = numpyro_warmup > 0
         init_kernel, sample_kernel = hmc(potential_fn_gen=metric_potential_gen, algo="NUTS")
         unit = jnp.eye(d, dtype=z0.dtype) if dense_mass else jnp.ones(d, z0.dtype)
-        state = init_kernel(whiten(z0, k0), num_warmup, step_size=step_size, inverse_mass_matrix=unit,
+        state = init_kernel(whiten(z0, k0), numpyro_warmup, step_size=step_size, inverse_mass_matrix=unit,
                             adapt_step_size=adapt, adapt_mass_matrix=False, dense_mass=dense_mass,
                             target_accept_prob=target_accept_prob, max_tree_depth=depths,
                             model_args=(flux, ivar, centres[k0], chols[k0]), rng_key=key)
@@ -339,9 +385,8 @@ def make_runner(log_density, *, num_warmup: int, num_samples: int, dense_mass: b
         def lp_and_grad(z):
             return jax.value_and_grad(log_density)(z, flux, ivar)
 
-        def step(carry, k_jump):
+        def jump_label(carry, k_jump):
             s, k = carry
-            s = sample_kernel(s, model_args=(flux, ivar, centres[k], chols[k]))
             ok, j, lp_new, g_u = metric_jump(k_jump, s.z, k, -s.potential_energy, metric, lp_and_grad)
             s = s._replace(z_grad=jnp.where(ok, -g_u, s.z_grad),
                            potential_energy=jnp.where(ok, -lp_new, s.potential_energy))
@@ -349,22 +394,30 @@ def make_runner(log_density, *, num_warmup: int, num_samples: int, dense_mass: b
             return (s, k), ok
 
         def warm(carry, kj):
-            (s, k), n_div, n_steps = carry
-            (s, k), _ = step((s, k), kj)
+            (s, k), da, n_div, n_steps = carry
+            s = sample_kernel(s, model_args=(flux, ivar, centres[k], chols[k]))
+            if single_window:
+                s, da = da_update(s, da)
+            (s, k), _ = jump_label((s, k), kj)
             n_div, n_steps = n_div + s.diverging.astype(jnp.int32), n_steps + s.num_steps.astype(jnp.int32)
-            return ((s, k), n_div, n_steps), None
+            return ((s, k), da, n_div, n_steps), None
 
         def draw(carry, kj):
-            (s, k), ok = step(carry, kj)
+            s, k = carry
+            s = sample_kernel(s, model_args=(flux, ivar, centres[k], chols[k]))
+            (s, k), ok = jump_label((s, k), kj)
             z = centres[k] + chols[k] @ s.z
             return (s, k), (z, -s.potential_energy, s.diverging, s.num_steps, s.accept_prob, ok)
 
         warm_keys = jax.random.split(jax.random.fold_in(key, 0x6B), max(num_warmup, 1))[:num_warmup]
         jump_keys = jax.random.split(jax.random.fold_in(key, 0x6A), num_samples)
         zero = jnp.zeros((), jnp.int32)
-        (carry, n_div, n_warm), _ = jax.lax.scan(warm, ((state, k0), zero, zero), warm_keys,
-                                                 length=num_warmup)
-        (state, _), (z, lp, div, steps, acc, jumped) = jax.lax.scan(draw, carry, jump_keys)
+        da0 = da_init(state.adapt_state.step_size)
+        ((state, k), da, n_div, n_warm), _ = jax.lax.scan(warm, ((state, k0), da0, zero, zero), warm_keys,
+                                                          length=num_warmup)
+        if single_window and num_warmup:
+            state = da_finish(state, da)
+        (state, _), (z, lp, div, steps, acc, jumped) = jax.lax.scan(draw, (state, k), jump_keys)
         return ChainTrace(z, lp, div, steps, acc, state.adapt_state.step_size, inv_mass, n_div, n_warm,
                           jumped)
 

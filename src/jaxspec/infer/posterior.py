@@ -344,6 +344,9 @@ class BinaryPosterior:
                      f"{int(self.warmup_divergences.sum())} in warmup; step size {steps}; tree depth mean "
                      f"{self.tree_depth.mean():.1f}, max {int(self.tree_depth.max())}; "
                      f"continuum {self.settings.get('continuum')}")
+        if self.settings.get("rewarms"):
+            lines.append("warmed up again after a chain diverged on > 1 % of its draws (one metric and step "
+                         "size for all chains; the earlier draws were discarded)")
         if self.multimodal and self.chains_mix:
             n_jump = int(self.jumped.sum())
             lines.append(f"MULTIMODAL: {len(self.modes)} modes; the chains move between them ({n_jump} mode "
