@@ -54,7 +54,8 @@ def _stats(post, wall):
             "mean_leapfrog_steps": float(post.num_steps.mean()), "step_size": post.step_size.tolist(),
             "warmup_steps_per_chain": float(post.warmup_steps.mean()),
             "sampling_steps_per_chain": float(post.num_steps.sum(axis=1).mean()),
-            "flag": post.flag_message, "modes": len(post.modes)}
+            "flag": post.flag_message, "modes": len(post.modes), "draws_per_chain": post.num_draws,
+            "rewarms": int(post.settings.get("rewarms", 0))}
 
 
 def _timed(fn):
@@ -153,7 +154,8 @@ def batch_case(args):
             "first_call_spectra": n_first,
             "wall_s": wall, "per_spectrum_s": wall / args.n_batch,
             "median_min_ess_bulk": float(np.median(ess)), "min_min_ess_bulk": float(np.min(ess)),
-            "draws_per_chain": [p.num_draws for p in posts], "flags": [p.flag_message for p in posts]}
+            "draws_per_chain": [p.num_draws for p in posts], "flags": [p.flag_message for p in posts],
+            "rewarms": [int(p.settings.get("rewarms", 0)) for p in posts]}
 
 
 def main(argv=None):
@@ -181,7 +183,8 @@ def main(argv=None):
         for r in out["default"]:
             print(f"default {r['chain_method']:10s}: sampling {r['sample_s']:.1f} s (first call "
                   f"{r['first_call_s']:.1f} s), min bulk ESS {r['min_ess_bulk']:.0f} ({r['slowest']}), "
-                  f"{r['ess_per_s']:.1f} ESS/s, tree depth {r['mean_tree_depth']:.1f}, {r['flag']}")
+                  f"{r['ess_per_s']:.1f} ESS/s, tree depth {r['mean_tree_depth']:.1f}, {r['flag']}, "
+                  f"{r['draws_per_chain']} draws, rewarmed {r['rewarms']}")
     if "binspec" in args.cases:
         out["binspec"] = r = binspec_case(args)
         print("binspec:", r.get("skipped") or f"sampling {r['sample_s']:.1f} s, min bulk ESS "
@@ -190,7 +193,7 @@ def main(argv=None):
         out["batch"] = r = batch_case(args)
         print(f"batch of {r['n']} ({r['chain_method']}): {r['per_spectrum_s']:.1f} s per spectrum "
               f"(wall {r['wall_s']:.0f} s), min bulk ESS median {r['median_min_ess_bulk']:.0f}, lowest "
-              f"{r['min_min_ess_bulk']:.0f}; flags {sorted(set(r['flags']))}")
+              f"{r['min_min_ess_bulk']:.0f}; flags {sorted(set(r['flags']))}; rewarmed {sum(r['rewarms'])}")
     Path(args.out).parent.mkdir(parents=True, exist_ok=True)
     Path(args.out).write_text(json.dumps(out, indent=1, default=float))
     print("wrote", args.out)
