@@ -155,7 +155,8 @@ def batch_case(args):
             "wall_s": wall, "per_spectrum_s": wall / args.n_batch,
             "median_min_ess_bulk": float(np.median(ess)), "min_min_ess_bulk": float(np.min(ess)),
             "draws_per_chain": [p.num_draws for p in posts], "flags": [p.flag_message for p in posts],
-            "rewarms": [int(p.settings.get("rewarms", 0)) for p in posts]}
+            "rewarms": [int(p.settings.get("rewarms", 0)) for p in posts],
+            "chains_s": [float(p.timing["chains_s"]) for p in posts if "chains_s" in p.timing]}
 
 
 def main(argv=None):
@@ -194,6 +195,11 @@ def main(argv=None):
         print(f"batch of {r['n']} ({r['chain_method']}): {r['per_spectrum_s']:.1f} s per spectrum "
               f"(wall {r['wall_s']:.0f} s), min bulk ESS median {r['median_min_ess_bulk']:.0f}, lowest "
               f"{r['min_min_ess_bulk']:.0f}; flags {sorted(set(r['flags']))}; rewarmed {sum(r['rewarms'])}")
+        if r["chains_s"]:
+            c = np.asarray(r["chains_s"])
+            print(f"  chains' core-seconds per spectrum: median {np.median(c):.0f}, max {c.max():.0f} "
+                  f"(spectrum {int(c.argmax())}), all {c.sum():.0f} (/ {usable_cores()} cores = "
+                  f"{c.sum() / usable_cores():.0f} s)")
     Path(args.out).parent.mkdir(parents=True, exist_ok=True)
     Path(args.out).write_text(json.dumps(out, indent=1, default=float))
     print("wrote", args.out)

@@ -156,6 +156,27 @@ def test_chains_continue_until_the_diagnostics_hold(toy, toy_post, calib):
         assert not np.array_equal(batch[0].samples["rv_1"], batch[1].samples["rv_1"])
 
 
+def test_batch_threads_share_one_pool_without_changing_the_draws(toy, toy_post, calib, monkeypatch):
+    """With threads, the chains of all spectra in progress share one pool of a thread per core; a
+    chain's draws depend only on its keys, so the draws (continuations included) are those of a
+    one-core run, and each posterior reports its chains' core-seconds."""
+    from jaxspec.infer import sample_binary_batch
+
+    model, wave, bm, opts = toy
+    _, flux, err = toy_post
+    kw = dict(model=model, priors=calib.priors(), num_warmup=150, num_samples=100, seed=5, max_samples=200,
+              chain_method="threads", **opts)
+    stack, errs = np.stack([flux, flux, flux]), np.stack([err, err, err])
+    pooled = sample_binary_batch(stack, wave, errs, **kw)
+    monkeypatch.setattr("jaxspec._machine.usable_cores", lambda: 1)
+    alone = sample_binary_batch(stack, wave, errs, **kw)
+    for a, b in zip(pooled, alone, strict=True):
+        assert a.num_draws == b.num_draws and a.settings["extensions"] == b.settings["extensions"]
+        for n in a.names:
+            np.testing.assert_array_equal(a.samples[n], b.samples[n])
+        assert 0.0 < a.timing["chains_s"] and 0.0 < b.timing["chains_s"] <= 3 * b.timing["sample_s"] + 1e-6
+
+
 def test_diverging_chains_are_warmed_up_again(toy, toy_post, calib, monkeypatch):
     """Chains that must continue while one of them diverges (here the rule is forced to say so) are
     warmed up again, once: the draws so far are discarded (they and the re-adaptation count as

@@ -81,7 +81,10 @@ class BinaryPosterior:
             (P,) the two stars' contributions (with continuum) and the continuum
             at the posterior medians.
         prior: text of the prior of each parameter; settings: sampler settings;
-            timing: seconds for the fit and the sampling.
+            timing: seconds: ``fit_s`` the fit, ``sample_s`` the sampling (wall
+            time), ``chains_s`` the chain programs' own time summed over the
+            chains (core-seconds; not in a vectorized batch, whose chains run
+            as one program for many spectra).
     """
 
     samples: dict

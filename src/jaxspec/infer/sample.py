@@ -29,12 +29,14 @@ one chain in a measured run), and XLA runs each small program on one core.
 Measured on one default-model posterior (4 chains, 500 + 500 iterations):
 vectorized in two thread groups 168 s, one chain per call 97 s.
 :func:`sample_binary_batch` on a CPU spreads whole spectra over the threads
-in the same way (each thread runs its spectrum's chains one after the other).
+in the same way: the chains of every spectrum in progress (twice as many
+spectra as cores) share one pool of a thread per core.
 """
 
 from __future__ import annotations
 
 import dataclasses
+import threading
 import time
 
 import jax
@@ -175,47 +177,63 @@ def _check_settings(num_warmup, num_samples, num_chains, continuum, target_accep
                      continuum, int(warmup_tree_depth), bool(mode_jumps))
 
 
+_COMPILE_LOCK = threading.Lock()
+
+
 def _run_chains(sampler, method, keys, z0, inv_mass, step, modes, flux, ivar, extend=0, workers=None,
-                restep=0, single_window=False):
+                restep=0, single_window=False, clock=None):
     """One spectrum's chains as numpy arrays (see :class:`~jaxspec.infer.kernel.ChainTrace`);
     ``extend > 0``: that many further draws of warmed-up chains (``restep``, ``single_window``:
     see :meth:`_Sampler.runner`).
-    ``method="threads"``: one chain per call, over ``workers`` threads (default: one per usable
-    core; 1: one chain after the other in this thread)."""
+    ``method="threads"``: one chain per call, over ``workers``: a number of threads (default: one
+    per usable core; 1: one chain after the other in this thread) or an executor shared with
+    other spectra (:func:`sample_binary_batch`). ``clock``: a list to which the seconds of each
+    call are appended (with threads, one entry per chain: the core-seconds spent)."""
     dt = sampler.dtype
     args = [jnp.asarray(a, dt) for a in (z0, inv_mass, step, modes)]
     d, w = jnp.asarray(flux, dt), jnp.asarray(ivar, dt)
     jumps = _usable_modes(modes[0]) >= 2
+    clock = [] if clock is None else clock
     if method != "threads":
+        t = time.perf_counter()
         out = sampler.runner(method, False, extend, restep, jumps, single_window)(keys, *args, d, w)
-        return jax.tree_util.tree_map(np.asarray, jax.device_get(out))
-    from concurrent.futures import ThreadPoolExecutor
+        out = jax.tree_util.tree_map(np.asarray, jax.device_get(out))
+        clock.append(time.perf_counter() - t)
+        return out
+    from concurrent.futures import Executor, ThreadPoolExecutor
 
     from jaxspec._machine import usable_cores
 
     n = len(keys)
-    workers = max(1, min(usable_cores() if workers is None else int(workers), n))
 
     def one(c):
         return (keys[c:c + 1], *(a[c:c + 1] for a in args), d, w)
 
     # One chain per call, so that each chain builds trees of its own size (vectorized chains all
     # pay for the deepest tree); compiled once, ahead of the threads (two threads calling a fresh
-    # jit function may both compile it).
+    # jit function would both compile it; the lock does the same for the spectra of a batch).
     key = ("threads", d.shape, str(d.dtype), int(extend), int(restep), jumps, bool(single_window))
-    if key not in sampler._runs:
-        program = sampler.runner("vectorized", False, extend, restep, jumps, single_window)
-        sampler._runs[key] = program.lower(*one(0)).compile()
+    with _COMPILE_LOCK:
+        if key not in sampler._runs:
+            program = sampler.runner("vectorized", False, extend, restep, jumps, single_window)
+            sampler._runs[key] = program.lower(*one(0)).compile()
     run = sampler._runs[key]
 
     def work(c):
-        return jax.device_get(run(*one(c)))
+        t = time.perf_counter()
+        out = jax.device_get(run(*one(c)))
+        clock.append(time.perf_counter() - t)
+        return out
 
-    if workers == 1:
-        parts = [work(c) for c in range(n)]
+    if isinstance(workers, Executor):
+        parts = list(workers.map(work, range(n)))
     else:
-        with ThreadPoolExecutor(max_workers=workers) as pool:
-            parts = list(pool.map(work, range(n)))
+        workers = max(1, min(usable_cores() if workers is None else int(workers), n))
+        if workers == 1:
+            parts = [work(c) for c in range(n)]
+        else:
+            with ThreadPoolExecutor(max_workers=workers) as pool:
+                parts = list(pool.map(work, range(n)))
     return jax.tree_util.tree_map(lambda *xs: np.concatenate([np.asarray(x) for x in xs]), *parts)
 
 
@@ -452,14 +470,16 @@ def _sample_one(sampler, method, keys, starts, fit, wave, flux, ivar, *, seed, n
     num_chains = len(keys)
     num_samples = sampler.settings.num_samples
     t1 = time.perf_counter()
+    spent = []  # seconds of each chain program call (see _run_chains)
     trace = _run_chains(sampler, method, keys, z0, inv, np.full(num_chains, 0.5), modes, flux, ivar,
-                        workers=workers)
+                        workers=workers, clock=spent)
 
     def build(tr, n_ext):
         post = BinaryPosterior.build(sampler, tr, fit=fit, wave=wave, flux=flux, ivar=ivar, optima=optima,
                                      chain_start=which, modes=modes[0], chain_method=method, seed=seed,
                                      n_predictive=n_predictive,
-                                     timing={"fit_s": t_fit, "sample_s": time.perf_counter() - t1})
+                                     timing={"fit_s": t_fit, "sample_s": time.perf_counter() - t1,
+                                             "chains_s": float(sum(spent))})
         post.settings.update(max_samples=max_samples, extensions=n_ext, mode_map_draws=n_map, rewarms=rewarms)
         return post
 
@@ -471,7 +491,7 @@ def _sample_one(sampler, method, keys, starts, fit, wave, flux, ivar, *, seed, n
         modes = _refit_modes(trace.z, modes)
         more = _run_chains(sampler, method, extension_keys(-1), trace.z[:, -1], trace.inverse_mass_matrix,
                            trace.step_size, modes, flux, ivar, extend=num_samples, workers=workers,
-                           restep=_restep(sampler))
+                           clock=spent, restep=_restep(sampler))
         trace = _after_readapt(trace, more)
     post = build(trace, n_ext)
     while _wants_more(post, num_samples, max_samples):
@@ -483,16 +503,18 @@ def _sample_one(sampler, method, keys, starts, fit, wave, flux, ivar, *, seed, n
             rewarms += 1
             warm = _run_chains(sampler, method, extension_keys(-2), trace.z[:, -1],
                                _pooled_inverse_mass(trace, modes), trace.step_size, modes, flux, ivar,
-                               extend=1, workers=workers, restep=_restep(sampler), single_window=True)
+                               extend=1, workers=workers, clock=spent, restep=_restep(sampler),
+                               single_window=True)
             trace = _after_readapt(trace, _smallest_step(warm))
             more = _run_chains(sampler, method, extension_keys(-3), trace.z[:, -1], trace.inverse_mass_matrix,
-                               trace.step_size, modes, flux, ivar, extend=num_samples, workers=workers)
+                               trace.step_size, modes, flux, ivar, extend=num_samples, workers=workers,
+                               clock=spent)
             trace = _after_readapt(trace, more)
         else:
             n_ext += 1
             more = _run_chains(sampler, method, extension_keys(n_ext), trace.z[:, -1],
                                trace.inverse_mass_matrix, trace.step_size, modes, flux, ivar,
-                               extend=num_samples, workers=workers)
+                               extend=num_samples, workers=workers, clock=spent)
             trace = _append(trace, more)
         post = build(trace, n_ext)
     return post
@@ -616,9 +638,10 @@ def sample_binary_batch(flux, wave, err=None, ivar=None, model=None, fits=None, 
       (the last chunk padded with copies). The way for a GPU or TPU, where a
       batch costs about as much as one spectrum.
     * ``"threads"``: every chain of every spectrum is one call of the same
-      compiled single-chain program; the spectra are spread over one Python
-      thread per usable CPU core (each thread runs its spectrum's chains one
-      after the other, then its extensions). The way for a CPU: a vectorized
+      compiled single-chain program; these calls go to one pool of a Python
+      thread per usable CPU core, shared by twice as many spectra in
+      progress (so that no core idles while one spectrum's slowest chain or
+      last extension runs). The way for a CPU: a vectorized
       step costs the deepest tree of all its chains and spectra, and XLA runs
       each small program on one core.
     * ``"auto"`` (default): ``"threads"`` on a CPU with two or more usable
@@ -639,7 +662,9 @@ def sample_binary_batch(flux, wave, err=None, ivar=None, model=None, fits=None, 
     Returns:
         A list of N :class:`~jaxspec.infer.BinaryPosterior`; each one's
         ``timing["sample_s"]`` is its chunk's wall time (with threads: the
-        whole run's) divided by the chunk's spectra, extensions included.
+        whole run's) divided by the chunk's spectra, extensions included;
+        with threads, ``timing["chains_s"]`` is the core-seconds its own
+        chains took (which spectra were costly).
 
     Raises:
         ValueError: as :func:`sample_binary`, and flux not (N, P).
@@ -779,9 +804,9 @@ def _batch_threads(sampler, keys, starts, fits, wave, flux, ivar, *, seed, n_pre
     n, num_chains = keys.shape
     t0 = time.perf_counter()
 
-    def one(i):
+    def one(i, workers):
         return _sample_one(sampler, "threads", keys[i], starts[i], fits[i], wave, flux[i], ivar[i], seed=seed,
-                           n_predictive=n_predictive, max_samples=max_samples, t_fit=t_fit, workers=1,
+                           n_predictive=n_predictive, max_samples=max_samples, t_fit=t_fit, workers=workers,
                            extension_keys=lambda k: _extension_keys(seed, k, (n, num_chains))[i])
 
     # Compile the chain programs (warmup + draws, and an extension) once, ahead of the threads.
@@ -793,12 +818,17 @@ def _batch_threads(sampler, keys, starts, fits, wave, flux, ivar, *, seed, n_pre
                 jnp.asarray(flux[0], sampler.dtype),
                 jnp.asarray(ivar[0], sampler.dtype))
         sampler._runs[key] = sampler.runner("vectorized", False, jumps=jumps).lower(*args).compile()
-    workers = max(1, min(usable_cores(), n))
-    if workers == 1:
-        posts = [one(i) for i in range(n)]
+    cores = usable_cores()
+    if cores == 1 or n == 1:
+        posts = [one(i, cores) for i in range(n)]
     else:
-        with ThreadPoolExecutor(max_workers=workers) as pool:
-            posts = list(pool.map(one, range(n)))
+        # Every spectrum's chain calls go to one pool of a thread per core, and twice as many spectra
+        # as cores are in progress, so that no core waits while a spectrum's slowest chain finishes,
+        # and the last spectra's chains still spread over all cores. Each chain's draws depend only
+        # on its keys, so the draws are those of a one-thread run.
+        with ThreadPoolExecutor(max_workers=cores) as chains, \
+                ThreadPoolExecutor(max_workers=min(n, 2 * cores)) as spectra:
+            posts = list(spectra.map(lambda i: one(i, chains), range(n)))
     wall = time.perf_counter() - t0
     for p in posts:
         p.timing["sample_s"] = wall / n
