@@ -82,9 +82,9 @@ class BinaryPosterior:
             at the posterior medians.
         prior: text of the prior of each parameter; settings: sampler settings;
             timing: seconds: ``fit_s`` the fit, ``sample_s`` the sampling (wall
-            time), ``chains_s`` the chain programs' own time summed over the
-            chains (core-seconds; not in a vectorized batch, whose chains run
-            as one program for many spectra).
+            time), ``chains_s`` the chain programs' calls summed (with threads,
+            one call per chain: the core-seconds spent; not in a vectorized
+            batch, whose chains run as one program for many spectra).
     """
 
     samples: dict
