@@ -809,15 +809,7 @@ def _batch_threads(sampler, keys, starts, fits, wave, flux, ivar, *, seed, n_pre
                            n_predictive=n_predictive, max_samples=max_samples, t_fit=t_fit, workers=workers,
                            extension_keys=lambda k: _extension_keys(seed, k, (n, num_chains))[i])
 
-    # Compile the chain programs (warmup + draws, and an extension) once, ahead of the threads.
-    jumps = _usable_modes(starts[0][4][0]) >= 2
-    key = ("threads", flux.shape[1:], str(jnp.dtype(sampler.dtype)), 0, 0, jumps)
-    if key not in sampler._runs:
-        args = (keys[0, :1], *(jnp.asarray(a[:1], sampler.dtype) for a in starts[0][:2]),
-                jnp.full(1, 0.5, sampler.dtype), jnp.asarray(starts[0][4][:1], sampler.dtype),
-                jnp.asarray(flux[0], sampler.dtype),
-                jnp.asarray(ivar[0], sampler.dtype))
-        sampler._runs[key] = sampler.runner("vectorized", False, jumps=jumps).lower(*args).compile()
+    # Each chain program compiles on its first use, once: _run_chains holds a lock while it compiles.
     cores = usable_cores()
     if cores == 1 or n == 1:
         posts = [one(i, cores) for i in range(n)]
