@@ -22,7 +22,7 @@ By default each spectrum gets its own :func:`jaxspec.sample_binary` (chains
 on the CPU cores) and its record goes to a JSON-lines log as soon as it is
 done, so a long run can be stopped and resumed; ``--batch`` sends all spectra
 through one ``sample_binary_batch`` program instead. Writes JSON to
-``benchmarks/results/calibration_<model>.json`` and prints the table.
+``benchmarks/records/calibration_<model>.json`` and prints the table.
 
     python benchmarks/bench_calibration.py --model default --n 100   # hours on 2 cores; resumable (--log)
     python benchmarks/bench_calibration.py --model toy --n 12
@@ -40,7 +40,7 @@ from pathlib import Path
 import numpy as np
 
 ROOT = Path(__file__).resolve().parents[1]
-RESULTS = ROOT / "benchmarks" / "results"
+RESULTS = ROOT / "benchmarks" / "records"
 PARAMS = ("teff_1", "teff_2", "logg_1", "feh", "rv_1", "rv_2", "flux_ratio", "vsini_1")
 TARGET = {0.68: (0.60, 0.76), 0.95: (0.90, 0.98)}
 RV_MAX, VSINI_MAX, Q_MIN = 100.0, 40.0, 0.2
@@ -513,7 +513,7 @@ def main(argv=None):
                     help="sample nothing: recompute the records of --log from its saved posteriors and "
                          "print the table (also for a run that has not finished)")
     ap.add_argument("--log", default=None, help="JSON-lines log of finished posteriors (one-by-one mode; "
-                    "default benchmarks/results/calibration_<model>.jsonl)")
+                    "default benchmarks/records/calibration_<model>.jsonl)")
     ap.add_argument("--only", default=None,
                     help="sample only these spectra of the --n drawn: comma-separated indices, or "
                          "'jump-path' for those whose posteriors take the mode-jump path")

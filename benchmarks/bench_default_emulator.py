@@ -6,7 +6,7 @@ computes the generator's spectra exactly as the training script does (built-in
 calibrated list, 1 km/s pixels binned to the emulator's 3 km/s pixels), and
 reports the rms of emulator - generator over all spectra and pixels, the
 99th-percentile absolute error per pixel, and the worst pixel. Writes
-``benchmarks/results/bench_default_emulator.json`` and a residual-per-pixel
+``benchmarks/records/bench_default_emulator.json`` and a residual-per-pixel
 plot (``--plot``). Issue target: rms <= 1e-3 (aim 3e-4).
 
 Usage: python benchmarks/bench_default_emulator.py [--n 1000] [--seed 12345]
@@ -26,7 +26,7 @@ import numpy as np
 import jaxspec
 from jaxspec.emulator.train import make_training_set, sample_labels
 
-RESULTS = Path(__file__).resolve().parent / "results"
+RESULTS = Path(__file__).resolve().parent / "records"
 ROOT = Path(__file__).resolve().parents[1]
 
 
@@ -43,7 +43,7 @@ def main(argv=None):
     ap.add_argument("--n", type=int, default=1000)
     ap.add_argument("--seed", type=int, default=12345)
     ap.add_argument("--out", default=str(RESULTS / "bench_default_emulator.json"))
-    ap.add_argument("--plot", default=str(RESULTS / "bench_default_emulator.png"))
+    ap.add_argument("--plot", default=str(RESULTS.parent / "results" / "bench_default_emulator.png"))
     args = ap.parse_args(argv)
     t0 = time.perf_counter()
     const = _training_constants()
@@ -76,6 +76,7 @@ def main(argv=None):
     Path(args.out).parent.mkdir(parents=True, exist_ok=True)
     Path(args.out).write_text(json.dumps(result, indent=2))
     if args.plot:
+        Path(args.plot).parent.mkdir(parents=True, exist_ok=True)
         import matplotlib
 
         matplotlib.use("Agg")

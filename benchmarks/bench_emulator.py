@@ -30,7 +30,7 @@ are absent, a random per-pixel network of the same size
 Target (issue 3, acceptance 4): jaxspec at least 5x faster per spectrum than
 numpy at batch 1024 on the 2-core CPU.
 
-Writes JSON (``--out``, default ``benchmarks/results/bench_emulator.json``)
+Writes JSON (``--out``, default ``benchmarks/records/bench_emulator.json``)
 and prints a table.
 
 Usage: python benchmarks/bench_emulator.py [--model binspec|random-per-pixel|random-mlp]
@@ -62,7 +62,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 from _data import binspec_dir  # noqa: E402
 
 ROOT = Path(__file__).resolve().parents[1]
-RESULTS = ROOT / "benchmarks" / "results"
+RESULTS = ROOT / "benchmarks" / "records"
 BINSPEC_LABELS = ("teff", "logg", "feh", "mg_fe", "vmacro")
 # binspec's label box (x_min, x_max of NN_normalized_spectra.npz, rounded).
 BOX = np.array([[4200.0, 7000.0], [4.0, 5.0], [-0.79, 0.38], [-0.3, 0.5], [0.0, 45.0]])

@@ -36,7 +36,7 @@ point-sampled equivalent width varies from ~0.02x to ~2.7x the true value
 with the sub-pixel phase: fast arithmetic, not a meaningful spectrum. That
 setting can still be timed with ``--wave-max 5600 --pixel-kms 10``.
 
-Writes JSON (``--out``, default ``benchmarks/results/bench_generator.json``)
+Writes JSON (``--out``, default ``benchmarks/records/bench_generator.json``)
 and prints a table.
 
 Usage: python benchmarks/bench_generator.py [--n-pix N] [--pixel-kms V]
@@ -69,7 +69,7 @@ from jaxspec.linelist.reference import dense_eta, residual_flux
 from jaxspec.physics.constants import C_KMS
 from jaxspec.physics.lsf import gaussian_broadening
 
-RESULTS = Path(__file__).resolve().parent / "results"
+RESULTS = Path(__file__).resolve().parent / "records"
 SUN = (5772.0, 4.44, 0.0)
 _SIGMA_MAX_KMS = 20.0  # the generator's macroturbulence kernel spans +-5 x this
 _HOLTSMARK_NORM = 2.0 * (np.pi / 2.5) / np.sin(np.pi / 2.5)  # integral of 1 / (1 + |x|^2.5)

@@ -24,7 +24,7 @@ model trained on that band would allow.
     python benchmarks/bench_information.py            # ~5 min on 2 cores
     python benchmarks/bench_information.py --n 50 --bands default lamost
 
-Writes ``benchmarks/results/information_default.json`` and prints the table.
+Writes ``benchmarks/records/information_default.json`` and prints the table.
 """
 
 from __future__ import annotations
@@ -41,7 +41,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 from bench_recovery import CRITERIA, information_limit, setup_default  # noqa: E402
 
 ROOT = Path(__file__).resolve().parents[1]
-RESULTS = ROOT / "benchmarks" / "results"
+RESULTS = ROOT / "benchmarks" / "records"
 STEP = 0.2 / 5150.0  # observed pixel step in ln(lambda): bench_recovery's 0.2 A at the band centre
 BOX = {"teff": (4000.0, 7500.0), "logg": (1.0, 5.0), "feh": (-2.0, 0.5)}  # the default model's
 # name -> observed segments [A]; "default" is bench_recovery's window

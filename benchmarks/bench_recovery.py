@@ -37,7 +37,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 from _data import binspec_dir  # noqa: E402
 
 ROOT = Path(__file__).resolve().parents[1]
-RESULTS = ROOT / "benchmarks" / "results"
+RESULTS = ROOT / "benchmarks" / "records"
 
 # (column, tolerance, required fraction) of the acceptance table.
 CRITERIA = (("rv_1", 2.0, 0.95), ("rv_2", 2.0, 0.95), ("teff_1", 150.0, 0.90), ("teff_2", 300.0, 0.80),

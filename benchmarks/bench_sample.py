@@ -16,7 +16,7 @@ Cases (4 chains, ``--num-warmup`` + ``--num-samples`` iterations each):
 Each case runs twice: the first call compiles (reported as ``first_call_s``),
 the second is timed. ``min_ess_bulk`` is the smallest bulk ESS over the
 sampled parameters (4 chains pooled), ``ess_per_s`` that divided by the
-sampling wall time. Writes ``benchmarks/results/sample.json``.
+sampling wall time. Writes ``benchmarks/records/sample.json``.
 
     python benchmarks/bench_sample.py                     # the acceptance run (long on 2 cores)
     python benchmarks/bench_sample.py --num-warmup 50 --num-samples 50 --n-batch 2 --cases default batch
@@ -35,7 +35,7 @@ import numpy as np
 
 HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE))
-RESULTS = HERE / "results"
+RESULTS = HERE / "records"
 
 from _data import binspec_dir  # noqa: E402
 

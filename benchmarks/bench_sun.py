@@ -15,7 +15,7 @@ list:
 * a hold-out test of the calibration: calibrate on 4950-5150 A alone, report
   the rms on 5150-5400 A before and after.
 
-Writes ``benchmarks/results/bench_sun.json`` and a comparison plot
+Writes ``benchmarks/records/bench_sun.json`` and a comparison plot
 (observed, model, residuals; two 20 A zooms) to
 ``benchmarks/results/bench_sun.png`` (``--plot``); prints a table.
 
@@ -51,7 +51,7 @@ BAND = (4950.0, 5400.0)
 HBETA = (4845.0, 4880.0)
 HOLDOUT_FIT = (4950.0, 5150.0)
 HOLDOUT_TEST = (5150.0, 5400.0)
-RESULTS = Path(__file__).resolve().parent / "results"
+RESULTS = Path(__file__).resolve().parent / "records"
 
 
 def observed_model(gen, wave, flux, *, rv=None):
@@ -190,7 +190,7 @@ def plot(path, wave, flux, model_obs, title):
 def main(argv=None):
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--out", default=str(RESULTS / "bench_sun.json"))
-    ap.add_argument("--plot", default=str(RESULTS / "bench_sun.png"))
+    ap.add_argument("--plot", default=str(RESULTS.parent / "results" / "bench_sun.png"))
     ap.add_argument("--skip-holdout", action="store_true")
     ap.add_argument("--holdout-steps", type=int, default=150)
     args = ap.parse_args(argv)
@@ -224,6 +224,7 @@ def main(argv=None):
     Path(args.out).parent.mkdir(parents=True, exist_ok=True)
     Path(args.out).write_text(json.dumps(result, indent=2))
     if args.plot:
+        Path(args.plot).parent.mkdir(parents=True, exist_ok=True)
         c = rows[1]
         plot(args.plot, wave, flux, model_obs,
              f"The Sun, 4950-5400 A: rms {c['rms_all']:.3f} (all), {c['rms_inline']:.3f} (in lines), "

@@ -32,7 +32,7 @@ import numpy as np
 
 HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE))
-RESULTS = HERE / "results"
+RESULTS = HERE / "records"
 
 from _data import binspec_dir  # noqa: E402
 

@@ -6,7 +6,7 @@ vmacro), evaluates that per-pixel network (imported with
 ``Emulator.from_binspec``) on the 7,214 APOGEE pixels, trains a jaxspec MLP on
 them (``train_emulator``) and reports the rms on ``--n-test`` held-out labels
 drawn uniformly from the same range. Issue target: held-out rms <= 2e-3.
-Writes ``benchmarks/results/bench_train_binspec.json``.
+Writes ``benchmarks/records/bench_train_binspec.json``.
 
 Usage: python benchmarks/bench_train_binspec.py [--n-train 4096] [--steps 20000] [--hidden 256 256]
 """
@@ -27,7 +27,7 @@ from jaxspec.emulator import Emulator, sample_labels, train_emulator
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from _data import binspec_dir  # noqa: E402
 
-RESULTS = Path(__file__).resolve().parent / "results"
+RESULTS = Path(__file__).resolve().parent / "records"
 LABELS = ("teff", "logg", "feh", "mg_fe", "vmacro")
 
 

@@ -88,9 +88,12 @@ def _fit_options(args) -> dict:
         fixed = {}
         for item in args.fixed:
             name, _, value = item.partition("=")
-            if not value:
-                raise SystemExit(f"--fixed takes NAME=VALUE, got {item!r}")
-            fixed[name] = float(value)
+            if not name or not value:
+                raise ValueError(f"--fixed takes NAME=VALUE, got {item!r}")
+            try:
+                fixed[name] = float(value)
+            except ValueError:
+                raise ValueError(f"--fixed {item!r}: VALUE must be a number") from None
         opts["fixed"] = fixed
     if args.shared is not None:
         opts["shared"] = tuple(args.shared)
@@ -251,7 +254,11 @@ def main(argv=None) -> int:
         from jaxspec._cache import enable_compilation_cache
 
         enable_compilation_cache()
-    return args.func(args)
+    try:
+        return args.func(args)
+    except (ValueError, OSError) as err:  # bad input or options: a message, not a traceback
+        print(f"jaxspec {args.command}: error: {err}", file=sys.stderr)
+        return 2
 
 
 if __name__ == "__main__":

@@ -161,14 +161,16 @@ def _read_raw(inp: _Input, a: int, b: int, settings: dict):
 
     out = []
     if inp.kind == "stack":
-        from jaxspec.io.stack import read_stack
-
-        s = read_stack(inp.path, a, b)
-        for i in range(len(s)):
-            out.append(dict(id=str(s.ids[i]), source=f"{Path(inp.path).name}[{a + i}]", wave=s.wave,
-                            flux=s.flux[i], ivar=None if s.ivar is None else s.ivar[i],
-                            err=None if s.err is None else s.err[i],
-                            resolution=None if s.resolution is None else float(s.resolution[i])))
+        for start, s in _read_stack_rows(inp.path, a, b):
+            if isinstance(s, Exception):
+                out.append(dict(id=_stack_id(inp.path, start), source=f"{Path(inp.path).name}[{start}]",
+                                flag=FLAGS["read_error"], error=f"{type(s).__name__}: {s}"))
+                continue
+            for i in range(len(s)):
+                out.append(dict(id=str(s.ids[i]), source=f"{Path(inp.path).name}[{start + i}]", wave=s.wave,
+                                flux=s.flux[i], ivar=None if s.ivar is None else s.ivar[i],
+                                err=None if s.err is None else s.err[i],
+                                resolution=None if s.resolution is None else float(s.resolution[i])))
         return out
     from jaxspec.io.read import read_spectrum
 
@@ -183,6 +185,39 @@ def _read_raw(inp: _Input, a: int, b: int, settings: dict):
         out.append(dict(id=sp.id, source=name, wave=sp.wave, flux=sp.flux, ivar=sp.ivar, err=None,
                         resolution=sp.resolution))
     return out
+
+
+def _read_stack_rows(path, a: int, b: int):
+    """``[(start, Stack or exception)]`` for rows a..b-1: one read, or, when that fails (a corrupt
+    HDF5 chunk), one read per row, so that only the unreadable rows are lost. When no row can be
+    read the error is raised: the stack as a whole is unreadable, and the run stops (finished
+    chunks are kept; a rerun retries) rather than flagging every spectrum."""
+    from jaxspec.io.stack import read_stack
+
+    try:
+        return [(a, read_stack(path, a, b))]
+    except Exception as whole:  # noqa: BLE001 - retried row by row
+        rows = []
+        for i in range(a, b):
+            try:
+                rows.append((i, read_stack(path, i, i + 1)))
+            except Exception as err:  # noqa: BLE001 - an unreadable row is flagged, never stops the run
+                rows.append((i, err))
+        if all(isinstance(s, Exception) for _, s in rows):
+            raise whole
+        return rows
+
+
+def _stack_id(path, i: int) -> str:
+    """The id of row ``i`` of a stack whose spectrum could not be read (its index if the id cannot be)."""
+    from jaxspec.io.stack import _open
+
+    try:
+        with _open(path) as f:
+            v = f["ids"][i]
+        return v.decode() if isinstance(v, bytes) else str(v)
+    except Exception:  # noqa: BLE001
+        return str(i)
 
 
 def _check_entry(e: dict, model_wave: np.ndarray):
@@ -331,10 +366,14 @@ def fit_spectra(files, *, model=None, resolution=None, unnormalized=None, bic_th
 
 
 def _param_names(model, fit_options: dict):
+    """Names and units of the fit's parameters; also checks the options (bad options, unknown or
+    out-of-range fixed parameters), so that they fail the run at once, not every chunk."""
+    from jaxspec.fit.binary import _options
     from jaxspec.models.binary import BinaryModel
 
+    _options(model, **fit_options)
     bm = BinaryModel(model, np.asarray(model.wave, dtype=np.float64),
-                     shared=tuple(fit_options.get("shared", ("feh",))))
+                     shared=tuple(fit_options.get("shared", ("feh",))), fixed=fit_options.get("fixed"))
     spec = bm.spec
     return list(spec.names), [spec[n].unit for n in spec.names]
 

@@ -52,7 +52,7 @@ from jaxspec.fit.continuum import continuum_design, projected_residual, solve_co
 from jaxspec.fit.lm import levenberg_marquardt
 from jaxspec.fit.result import FLAGS, BinaryFit
 from jaxspec.fit.todcor import todcor_cross
-from jaxspec.models.binary import BinaryModel
+from jaxspec.models.binary import MODES, BinaryModel
 from jaxspec.physics.grid import check_wavelengths
 
 __all__ = ["BIC_THRESHOLD", "chi2_at", "fit_binary", "fit_binary_batch", "fit_single", "prepare_spectrum"]
@@ -63,6 +63,17 @@ _MAX_FITTERS = 8
 
 
 # ------------------------------------------------------------------ input checks
+
+
+def _real_array(x, name: str) -> np.ndarray:
+    """``x`` as a float64 array; ValueError naming ``name`` for complex or non-numeric input."""
+    a = np.asarray(x)
+    if a.dtype.kind == "c":
+        raise ValueError(f"{name} is complex; it must be real numbers")
+    try:
+        return a.astype(np.float64, copy=False)
+    except (TypeError, ValueError) as err:
+        raise ValueError(f"{name} is not a numeric array: {err}") from err
 
 
 def prepare_spectrum(flux, wave, err=None, ivar=None):
@@ -84,23 +95,23 @@ def prepare_spectrum(flux, wave, err=None, ivar=None):
             negative errors.
     """
     wave = check_wavelengths(wave, "wave", min_size=10)
-    flux = np.asarray(flux, dtype=np.float64)
+    flux = _real_array(flux, "flux")
     if flux.ndim not in (1, 2) or flux.shape[-1] != wave.size:
         raise ValueError(f"flux has shape {flux.shape} but wave has {wave.shape}; flux must be (P,) or "
                          f"(N, P) with P = {wave.size}")
     if err is not None and ivar is not None:
         raise ValueError("give err or ivar, not both")
     if err is not None:
-        err = np.asarray(err, dtype=np.float64)
+        err = _real_array(err, "err")
         if err.shape != flux.shape:
             raise ValueError(f"err has shape {err.shape} but flux has {flux.shape}")
         if np.any(err[np.isfinite(err)] < 0):
             raise ValueError("err has negative values; errors must be >= 0 (use inf or NaN to mask)")
-        with np.errstate(divide="ignore", invalid="ignore"):
+        with np.errstate(divide="ignore", invalid="ignore", over="ignore"):  # inf ivar is masked below
             ivar = np.where(np.isfinite(err) & (err > 0), 1.0 / err**2, 0.0)
     elif ivar is None:
         ivar = np.ones_like(flux)
-    ivar = np.asarray(ivar, dtype=np.float64)
+    ivar = _real_array(ivar, "ivar")
     if ivar.shape != flux.shape:
         raise ValueError(f"ivar has shape {ivar.shape} but flux has {flux.shape}")
     if np.any(ivar[np.isfinite(ivar)] < 0):
@@ -517,11 +528,17 @@ class _Fitter:
             logn = np.log(np.maximum(n_good, 1))
         bic_b = chi2 + k_bin * logn
         bic_s = schi2 + k_single * logn
+        # Errors count as well as the cost and the values: where the data do not constrain a
+        # parameter at all (a flux of zeros, errors of 1e9) its variance overflows float32 to inf,
+        # and a result with flag 0 must hold no non-finite number.
+        finite = (raw["finite"] & np.all(np.isfinite(raw["errors"]), axis=1)
+                  & np.all(np.isfinite(raw["cov"]), axis=(1, 2)))
+        single_finite = raw["single_finite"] & np.all(np.isfinite(raw["single_errors"]), axis=1)
         flag = np.zeros(n_good.shape, dtype=np.int64)
         flag |= np.where(~raw["converged"], FLAGS["not_converged"], 0)
-        flag |= np.where(~raw["finite"], FLAGS["non_finite"], 0)
+        flag |= np.where(~finite, FLAGS["non_finite"], 0)
         flag |= np.where(~raw["single_converged"], FLAGS["single_not_converged"], 0)
-        flag |= np.where(~raw["single_finite"], FLAGS["single_non_finite"], 0)
+        flag |= np.where(~single_finite, FLAGS["single_non_finite"], 0)
         flag |= np.where(too_few, FLAGS["too_few_pixels"], 0)
         bad = too_few[:, None]
 
@@ -618,8 +635,11 @@ def _at_bound(spec, z):
 
 
 def _get_fitter(model, wave, resolution, opts, unnormalized):
-    res_key = None if resolution is None else hashlib.sha1(np.ascontiguousarray(
-        np.asarray(resolution, dtype=np.float64)).tobytes()).hexdigest()
+    try:
+        res_key = None if resolution is None else hashlib.sha1(np.ascontiguousarray(
+            np.asarray(resolution, dtype=np.float64)).tobytes()).hexdigest()
+    except (TypeError, ValueError) as err:
+        raise ValueError(f"resolution must be a number or one value per pixel, got {resolution!r}") from err
     key = (id(model), id(unnormalized), hashlib.sha1(wave.tobytes()).hexdigest(), res_key, opts)
     f = _FITTERS.get(key)
     if f is None or f[0] is not model:
@@ -633,13 +653,18 @@ def _get_fitter(model, wave, resolution, opts, unnormalized):
 def _options(model, *, flux_ratio_mode="constant", continuum_degree=2, n_starts=3, n_secondary_starts=3,
              rv_range=300.0, rv_step=4.0, max_iter=60, explore_iter=8, ftol=1e-5, shared=("feh",),
              fixed=None, ref_wave=None, min_rv_difference=None):
+    if flux_ratio_mode not in MODES:
+        raise ValueError(f"flux_ratio_mode must be one of {MODES}, got {flux_ratio_mode!r}")
     if n_starts < 1:
         raise ValueError(f"n_starts must be >= 1, got {n_starts}")
     if not (rv_range > 0 and rv_step > 0 and rv_step < rv_range):
         raise ValueError(f"need 0 < rv_step < rv_range, got rv_step {rv_step}, rv_range {rv_range}")
     if max_iter < 1:
         raise ValueError(f"max_iter must be >= 1, got {max_iter}")
-    fixed = tuple(sorted((k, float(v)) for k, v in (fixed or {}).items()))
+    try:
+        fixed = tuple(sorted((k, float(v)) for k, v in (fixed or {}).items()))
+    except (TypeError, ValueError) as err:
+        raise ValueError(f"fixed values must be numbers, got {fixed!r}") from err
     return _Options(
         flux_ratio_mode=flux_ratio_mode, continuum_degree=int(continuum_degree), n_starts=int(n_starts),
         n_secondary_starts=int(n_secondary_starts),

@@ -19,9 +19,9 @@ __all__ = ["BinaryFit", "FLAGS", "flag_messages"]
 # Bit flags of BinaryFit.flag (0 = all well).
 FLAGS = {
     "not_converged": 1,  # the best binary start hit max_iter before the convergence test
-    "non_finite": 2,  # the binary fit's cost or parameters are not finite
+    "non_finite": 2,  # the binary fit's cost, parameters or errors are not finite
     "single_not_converged": 4,  # the single-star fit hit max_iter
-    "single_non_finite": 8,  # the single-star fit's cost or parameters are not finite
+    "single_non_finite": 8,  # the single-star fit's cost, parameters or errors are not finite
     "too_few_pixels": 16,  # fewer usable pixels than free parameters (+ continuum); values are NaN
     # set by survey runs (jaxspec.survey) for spectra that were not fitted; the reason is in `error`
     "read_error": 32,  # the file or row could not be read (corrupt, unknown layout)

@@ -46,7 +46,7 @@ def open_fits(path, what: str = "FITS file"):
 
     path = Path(path)
     if not path.is_file():
-        raise SpectrumFormatError(f"{path}: no such file")
+        raise SpectrumFormatError(f"{path}: {'is a directory' if path.is_dir() else 'no such file'}")
     with warnings.catch_warnings(), fits_errors(path, what):
         warnings.simplefilter("ignore", VerifyWarning)
         warnings.filterwarnings("error", message=".*truncated.*")

@@ -141,6 +141,10 @@ def read_apstar(path, row: int = 0, *, visits: bool = False, mask_bits=None):
             raise SpectrumFormatError(
                 f"{path}: apStar flux/error/mask shapes differ: {flux.shape}, {err.shape}, {mask.shape}"
             )
+        if mask.dtype.kind not in "iu":  # e.g. an aspcapStar (HDU 3: its float model spectrum)
+            raise SpectrumFormatError(
+                f"{path}: apStar HDU 3 must be an integer bitmask, got {mask.dtype}: not an apStar layout"
+            )
         wave, _ = wcs_wavelength(hdul[1].header, flux.shape[1], path)
         mjds = {}
         if len(hdul) > 9 and hasattr(hdul[9], "columns") and "MJD" in hdul[9].columns.names:
@@ -180,6 +184,9 @@ def read_aspcapstar(path, *, mask_bits=None):
     with open_fits(path, "APOGEE aspcapStar") as hdul:
         _need_hdus(hdul, 3, path, "aspcapStar")
         hd0 = hdul[0].header
+        if hdul[1].data is not None and np.squeeze(hdul[1].data).ndim != 1:  # e.g. an apStar's rows
+            raise SpectrumFormatError(f"{path}: aspcapStar HDU 1 must be a 1-D spectrum, got shape "
+                                      f"{hdul[1].data.shape}: not an aspcapStar layout")
         flux = np.asarray(hdul[1].data, dtype=np.float64).ravel() if hdul[1].data is not None else None
         err = np.asarray(hdul[2].data, dtype=np.float64).ravel() if hdul[2].data is not None else None
         if flux is None or err is None or flux.size != err.size:

@@ -1,0 +1,200 @@
+"""One table of the headline figures, read from the benchmark records in ``benchmarks/records/``.
+
+Every benchmark writes its full result as JSON under ``benchmarks/records/``
+(the default ``--out``); this script reads whichever records exist and
+prints one line per figure: what was measured, the value, the target where
+the issue states one, and the record it came from, with the date of the
+record's last commit (``uncommitted`` for a record not yet committed). A
+benchmark without a record is listed as such, never filled in. The docs
+build includes the same table (``--markdown PATH``), so the documentation
+quotes measured numbers from one place.
+
+    python benchmarks/report.py                      # print the table
+    python benchmarks/report.py --markdown out.md    # also write it as Markdown
+    python benchmarks/report.py --json               # the rows as JSON
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import subprocess
+from pathlib import Path
+
+RECORDS = Path(__file__).resolve().parent / "records"
+
+
+def _frac(x) -> str:
+    return f"{x:.3f}"
+
+
+def _recovery(d):
+    b, s = d["binaries"], d.get("singles") or {}
+    rows = [("global minimum found (chi2 <= truth + 1)", _frac(b["chi2_le_true_plus_1"]["fraction"]),
+             f">= {b['chi2_le_true_plus_1']['required']}")]
+    for k in ("rv_1", "rv_2", "teff_1", "teff_2", "flux_ratio"):
+        if k in b:
+            lim = b[k].get("expected_fraction_at_information_limit")
+            extra = f" (information limit {lim:.3f})" if lim is not None else ""
+            rows.append((f"{k} within {b[k]['tolerance']:g}", _frac(b[k]["fraction"]) + extra,
+                         f">= {b[k]['required']}"))
+    key = "is_binary_for_flux_ratio_ge_0.3"
+    if key in b:
+        rows.append(("binaries, flux ratio >= 0.3: is_binary", _frac(b[key]["fraction"]), f">= {b[key]['required']}"))
+    if s:
+        rows.append(("single stars: is_binary false", _frac(s["is_binary_false_fraction"]), f">= {s['required']}"))
+    n = f"{d['n_binaries']} binaries" + (f" + {s['n']} singles" if s else "")
+    return [(f"recovery, {d['model']} model, S/N {d['snr']:g}, {n}: {a}", v, t) for a, v, t in rows]
+
+
+def _fit(d):
+    j, b = d["jaxspec"], d["baseline"]
+    return [
+        (f"binary fit, APOGEE grid, binspec network: jaxspec ms per fit per core ({d['n']} spectra)",
+         f"{j['ms_per_fit_per_core']:.0f} ms", ""),
+        (f"binary fit: numpy/scipy baseline ms per fit per core ({d['n_baseline']} spectra)",
+         f"{b['ms_per_fit_per_core']:.0f} ms", ""),
+        ("binary fit: speed-up per core over the baseline, same run", f"{d['speedup_per_core']:.1f}x", ""),
+        ("binary fit: both rvs within 2 km/s, jaxspec / baseline (same spectra)",
+         f"{j['accuracy_baseline_subset']['rv_both_within_2kms']:.2f} / {b['accuracy']['rv_both_within_2kms']:.2f}", ""),
+        ("first call in a fresh process (import + compile + fit), no cache / warm cache",
+         f"{d['first_call_s']['no_cache']:.1f} s / {d['first_call_s']['persistent_cache']:.1f} s", ""),
+    ]
+
+
+def _sample(d):
+    rows = []
+    for case in ("default", "binspec"):
+        runs = d.get(case) or []
+        for r in [runs] if isinstance(runs, dict) else runs:
+            rows.append((f"posterior ({case} model, {r.get('chain_method', '')}, 4 chains): wall time, min bulk ESS",
+                         f"{r['sample_s']:.1f} s, ESS {r['min_ess_bulk']:.0f} ({r['slowest']})", "<= 60 s, ESS >= 400"))
+    return rows
+
+
+def _sun(d):
+    return [(f"generator vs observed Sun {d['band'][0]:g}-{d['band'][1]:g} A, {r['list']} list: rms all / in lines",
+             f"{r['rms_all']:.3f} / {r['rms_inline']:.3f}", "") for r in d["rows"]]
+
+
+def _default_emulator(d):
+    return [(f"default emulator vs generator, {d['n_labels']} held-out labels: rms", f"{d['rms']:.2e}",
+             f"<= {d['target_rms']:g}")]
+
+
+def _emulator(d):
+    return [(f"emulator ({d['model']}) spectra per second, batch {r['batch']}: jaxspec (numpy)",
+             f"{r['jax_spectra_per_s']:,.0f} ({r['numpy_spectra_per_s']:,.0f})", "") for r in d["rows"]]
+
+
+def _generator(d):
+    return [(f"line-list generator, {d['n_lines']} lines x {d['n_pix']} px: ms per spectrum batched / single "
+             f"(dense numpy)", f"{d['batch_ms_per_spectrum']:.1f} / {d['single_ms']:.1f} "
+             f"({d['dense']['ms_per_spectrum']:.0f})", "")]
+
+
+def _information(d):
+    rows = []
+    for r in d["rows"]:
+        c = r["criteria"]
+        lims = ", ".join(f"{k} {c[k]['information_limit']:.3f}" for k in ("rv_1", "rv_2", "flux_ratio") if k in c)
+        rows.append((f"information limit, {r['model']}, band {r['band']} ({r['n_pixels']} px)", lims, ""))
+    return rows
+
+
+def _memory(d):
+    return [(f"fit_binary_batch peak memory, {d['n']:,} x {d['pixels']:,} px float32 stack",
+             f"{d['peak_rss_mb'] / 1024:.1f} GB", "")]
+
+
+def _survey(d):
+    return [(f"survey throughput, {k}", f"{v['spectra_per_hour']:,.0f} spectra / hour", "")
+            for k, v in d.items() if isinstance(v, dict) and "spectra_per_hour" in v]
+
+
+def _calibration(d):
+    rows = [(f"posterior calibration, n = {d.get('n', '?')}: convergence (r_hat < 1.01, ESS >= 400)",
+             _frac(d["convergence"]), ">= 0.95")] if "convergence" in d else []
+    return rows
+
+
+# record file -> (what it measures, extractor, command that makes it)
+KNOWN = {
+    "recovery_default.json": (_recovery, "bench_recovery.py --model default --n 200 --n-single 200"),
+    "recovery_binspec.json": (_recovery, "bench_recovery.py --model binspec --n 100 --n-single 0"),
+    "fit.json": (_fit, "bench_fit.py --n 64 --n-baseline 16"),
+    "sample.json": (_sample, "bench_sample.py --num-samples 250 --cases default binspec"),
+    "bench_sun.json": (_sun, "bench_sun.py"),
+    "bench_default_emulator.json": (_default_emulator, "bench_default_emulator.py --n 1000"),
+    "bench_emulator.json": (_emulator, "bench_emulator.py"),
+    "bench_generator.json": (_generator, "bench_generator.py"),
+    "information_default.json": (_information, "bench_information.py"),
+    "memory.json": (_memory, "bench_memory.py"),
+    "survey.json": (_survey, "bench_survey.py --n 10000"),
+    "calibration_default_combined.json": (_calibration, "bench_calibration.py --combine ..."),
+}
+
+
+def _date(path: Path) -> str:
+    try:
+        out = subprocess.run(["git", "log", "-1", "--format=%cs", "--", path.name], cwd=path.parent,
+                             capture_output=True, text=True, timeout=10)
+        return out.stdout.strip() or "uncommitted"
+    except (OSError, subprocess.SubprocessError):
+        return "unknown"
+
+
+def collect(records: Path = RECORDS) -> list[dict]:
+    """Rows ``{figure, value, target, record, date, command}`` for every known record (missing ones noted).
+
+    Raises:
+        ValueError: a record exists but is not valid JSON or lacks the fields its extractor reads
+            (the message names the file).
+    """
+    rows = []
+    for name, (extract, command) in KNOWN.items():
+        path = records / name
+        if not path.exists():
+            rows.append({"figure": f"({name}: no record yet)", "value": "", "target": "", "record": name,
+                         "date": "", "command": f"python benchmarks/{command}"})
+            continue
+        try:
+            figures = extract(json.loads(path.read_text()))
+        except (json.JSONDecodeError, KeyError, TypeError, IndexError, AttributeError) as e:
+            raise ValueError(f"record {path} cannot be read as a {name} record: {e!r}") from e
+        date = _date(path)
+        rows += [{"figure": f, "value": v, "target": t, "record": name, "date": date,
+                  "command": f"python benchmarks/{command}"} for f, v, t in figures]
+    return rows
+
+
+def markdown(rows: list[dict]) -> str:
+    """The rows as a Markdown table (figure, value, target, record and its date)."""
+    lines = ["| figure | value | target | record (date) |", "|---|---|---|---|"]
+    for r in rows:
+        rec = f"`{r['record']}` ({r['date']})" if r["date"] else f"`{r['record']}`: run `{r['command']}`"
+        lines.append(f"| {r['figure']} | {r['value']} | {r['target']} | {rec} |")
+    return "\n".join(lines) + "\n"
+
+
+def main(argv=None):
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--records", type=Path, default=RECORDS)
+    ap.add_argument("--markdown", type=Path, default=None, help="also write the table as Markdown here")
+    ap.add_argument("--json", action="store_true", help="print the rows as JSON instead of a table")
+    a = ap.parse_args(argv)
+    rows = collect(a.records)
+    if a.json:
+        print(json.dumps(rows, indent=1))
+    else:
+        w = max(len(r["figure"]) for r in rows)
+        for r in rows:
+            print(f"{r['figure']:<{w}}  {r['value']:<34}  {r['target']:<20}  {r['record']} {r['date']}")
+    if a.markdown:
+        a.markdown.parent.mkdir(parents=True, exist_ok=True)
+        a.markdown.write_text(markdown(rows))
+    return rows
+
+
+if __name__ == "__main__":
+    main()
