@@ -113,8 +113,12 @@ def _survey(d):
 
 
 def _calibration(d):
-    rows = [(f"posterior calibration, n = {d.get('n', '?')}: convergence (r_hat < 1.01, ESS >= 400)",
-             _frac(d["convergence"]), ">= 0.95")] if "convergence" in d else []
+    n_in = sum(bool(v) for v in d["coverage_pass"].values()) if isinstance(d["coverage_pass"], dict) else None
+    rows = [(f"posterior calibration, {d['model']} model, n = {d['n']}: convergence (r_hat < 1.01, ESS >= 400)",
+             _frac(d["fraction_rhat_and_ess"]), ">= 0.95")]
+    if n_in is not None:
+        rows.append((f"posterior calibration, n = {d['n']}: parameters whose 68 % and 95 % coverage lie in band",
+                     f"{n_in} of {len(d['coverage_pass'])}", "all"))
     return rows
 
 

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import importlib.util
 import json
+
+import pytest
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -99,3 +101,22 @@ def test_sloped_continuum_is_what_simulate_multiplies():
     assert abs(cont[-1] - cont[0] - 0.1) < 1e-12 and abs(np.mean(cont) - 1.0) < 1e-12
     np.testing.assert_allclose(clean1[0], clean0[0] * cont, rtol=1e-12)
     np.testing.assert_allclose(err1[0], cont / 40.0, rtol=1e-12)
+
+
+def test_report_reads_every_committed_record(tmp_path):
+    import importlib.util
+
+    spec = importlib.util.spec_from_file_location("bench_report", ROOT / "benchmarks" / "report.py")
+    report = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(report)
+    rows = report.collect()
+    have = {r["record"] for r in rows if r["value"]}
+    for path in (ROOT / "benchmarks" / "records").glob("*.json"):
+        if path.name in report.KNOWN:
+            assert path.name in have, f"{path.name} gave no figure"
+    md = report.markdown(rows)
+    assert md.count("\n") == len(rows) + 2
+    # a record that cannot be read is named, not skipped
+    (tmp_path / "fit.json").write_text("{not json")
+    with pytest.raises(ValueError, match="fit.json"):
+        report.collect(tmp_path)

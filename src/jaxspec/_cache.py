@@ -25,7 +25,17 @@ def default_cache_dir() -> Path:
 def enable_compilation_cache(path=None, *, min_compile_time_secs: float = 0.5) -> Path:
     """Turn on JAX's persistent compilation cache in ``path`` (default: :func:`default_cache_dir`).
 
-    Leaves an already configured cache directory untouched. Returns the directory in use.
+    Leaves an already configured cache directory untouched (and then ignores
+    both arguments).
+
+    Args:
+        path: cache directory, created if missing.
+        min_compile_time_secs: only programs that took at least this long [s]
+            to compile are cached (JAX's
+            ``jax_persistent_cache_min_compile_time_secs``; default 0.5).
+
+    Returns:
+        The cache directory in use.
     """
     import jax
 

@@ -19,25 +19,44 @@ __all__ = ["SpectralModel", "check_labels"]
 class SpectralModel(Protocol):
     """Protocol of a spectral model.
 
+    A class satisfies it with a ``label_names`` attribute, ``label_bounds`` and
+    ``wave`` attributes or properties, and a ``flux(labels)`` method.
+
     Attributes:
         label_names: tuple of label names in the order ``flux`` expects them
             (e.g. ``("teff", "logg", "feh")``).
-        label_bounds: (n_labels, 2) numpy array of the lower and upper bound of
-            each label, in the same order.
-        wave: (n_pix,) float64 numpy array of vacuum wavelengths [A], uniform in
-            ln(lambda).
     """
 
     label_names: tuple[str, ...]
 
     @property
-    def label_bounds(self) -> np.ndarray: ...
+    def label_bounds(self) -> np.ndarray:
+        """(n_labels, 2) numpy array of the lower and upper bound of each label.
+
+        In the order of ``label_names`` and in label units (teff [K], logg and
+        feh [dex], ...).
+        """
+        ...
 
     @property
-    def wave(self) -> np.ndarray: ...
+    def wave(self) -> np.ndarray:
+        """(n_pix,) float64 numpy array of vacuum wavelengths [A], uniform in ln(lambda).
+
+        The rest-frame model grid (it may consist of several uniform segments
+        with one common step, e.g. APOGEE's three chips).
+        """
+        ...
 
     def flux(self, labels):
-        """Normalized flux (n_pix,) for one label vector (n_labels,). Pure, jit/vmap/grad-safe."""
+        """Normalized flux for one label vector. Pure, jit/vmap/grad-safe.
+
+        Args:
+            labels: (n_labels,) in the order of ``label_names``, in label units
+                (teff [K], logg and feh [dex], ...).
+
+        Returns:
+            (n_pix,) continuum-normalized rest-frame flux on ``wave``.
+        """
         ...
 
 

@@ -205,11 +205,29 @@ class Emulator:
     # ----------------------------------------------------------------- pytree
 
     def tree_flatten(self):
+        """JAX pytree protocol: ``(children, aux)``.
+
+        The children (traced leaves) are the network parameters, ``x_min``,
+        ``x_max``, ``flux_offset`` and ``flux_scale``; the aux data (static,
+        compared by identity) are the graph definition and the metadata
+        (label names and bounds, wavelength grid, architecture, range policy).
+        """
         children = (self._params, self._x_min, self._x_max, self._flux_offset, self._flux_scale)
         return children, (self._graphdef, self._static)
 
     @classmethod
     def tree_unflatten(cls, aux, children):
+        """JAX pytree protocol: rebuild an emulator from :meth:`tree_flatten`'s output.
+
+        Args:
+            aux: the static ``(graphdef, metadata)`` pair.
+            children: the leaves, in :meth:`tree_flatten`'s order (arrays,
+                tracers or placeholders).
+
+        Returns:
+            An :class:`Emulator` sharing ``aux`` (so compiled functions are
+            reused); nothing is validated.
+        """
         # No validation: JAX unflattens with tracers or placeholders as leaves.
         obj = object.__new__(cls)
         obj._graphdef, obj._static = aux
@@ -271,10 +289,12 @@ class Emulator:
 
     @property
     def flux_offset(self):
+        """Scalar or (n_pix,) offset added to the network output (normalized flux units)."""
         return self._flux_offset
 
     @property
     def flux_scale(self):
+        """Scalar or (n_pix,) factor on the network output: ``flux = network * flux_scale + flux_offset``."""
         return self._flux_scale
 
     @property
@@ -284,10 +304,12 @@ class Emulator:
 
     @property
     def n_labels(self) -> int:
+        """Number of labels L (network inputs)."""
         return len(self._static.label_names)
 
     @property
     def n_pix(self) -> int:
+        """Number of output pixels P (the size of :attr:`wave`)."""
         return self._static.wave.size
 
     def __repr__(self) -> str:
@@ -304,7 +326,9 @@ class Emulator:
         """Whether each label vector lies inside ``label_bounds`` (inclusive).
 
         Args:
-            labels: (n_labels,) or (n_spec, n_labels).
+            labels: (n_labels,) or (n_spec, n_labels) in the order of
+                :attr:`label_names`, in label units (teff [K], logg and feh
+                [dex], ...).
 
         Returns:
             bool, shape () or (n_spec,): a numpy array when ``labels`` is
@@ -365,11 +389,12 @@ class Emulator:
         """Normalized flux for one label vector.
 
         Args:
-            labels: (n_labels,) in the order of ``label_names``; cast to
-                :attr:`dtype`.
+            labels: (n_labels,) in the order of ``label_names``, in label
+                units (teff [K], logg and feh [dex], vmacro [km/s], ...); cast
+                to :attr:`dtype`.
 
         Returns:
-            (n_pix,) flux on :attr:`wave`. Labels outside ``label_bounds``
+            (n_pix,) continuum-normalized flux on :attr:`wave`. Labels outside ``label_bounds``
             are handled by :attr:`range_policy`.
 
         Raises:
@@ -394,6 +419,13 @@ class Emulator:
         ``jax.vmap`` of :meth:`flux`: the per-pixel network's first layer
         becomes one (n_spec, n_labels) x (n_labels, n_pix * n_hidden) product.
 
+        Args:
+            labels: (n_spec, n_labels) in the order of ``label_names``, in
+                label units (teff [K], logg and feh [dex], ...).
+
+        Returns:
+            (n_spec, n_pix) continuum-normalized flux on :attr:`wave`.
+
         Raises:
             ValueError: as :meth:`flux`; the message names the offending spectrum.
         """
@@ -414,6 +446,12 @@ class Emulator:
         it costs less in proportion; the flux on those pixels is unchanged.
         The binary model uses this to evaluate only the part of the model grid
         that the observed pixels need.
+
+        Args:
+            start, stop: pixel slice of :attr:`wave` to keep.
+
+        Returns:
+            A new :class:`Emulator` with ``stop - start`` pixels.
 
         Raises:
             ValueError: unless ``0 <= start < stop <= n_pix`` with at least 2 pixels.
@@ -441,27 +479,51 @@ class Emulator:
 
     @classmethod
     def from_payne(cls, path, label_names, wave, **kwargs) -> Emulator:
-        """Import a network in The Payne's npz layout; see :func:`jaxspec.emulator.io.from_payne`."""
+        """Import a network in The Payne's npz layout; see :func:`jaxspec.emulator.io.from_payne`.
+
+        Args:
+            path: the ``.npz`` file.
+            label_names: names of the network's inputs, in order.
+            wave: (P,) vacuum wavelengths [A] of its outputs.
+            **kwargs: ``label_bounds``, ``flux_offset``, ``flux_scale``,
+                ``range_policy``, ``dtype`` (as :func:`~jaxspec.emulator.io.from_payne`).
+        """
         from jaxspec.emulator.io import from_payne
 
         return from_payne(path, label_names, wave, **kwargs)
 
     @classmethod
     def from_binspec(cls, path, label_names, wave, **kwargs) -> Emulator:
-        """Import a binspec per-pixel npz network; see :func:`jaxspec.emulator.io.from_binspec`."""
+        """Import a binspec per-pixel npz network; see :func:`jaxspec.emulator.io.from_binspec`.
+
+        Args:
+            path: the ``.npz`` file.
+            label_names: names of the network's inputs, in order.
+            wave: (P,) vacuum wavelengths [A] of its outputs.
+            **kwargs: ``label_bounds``, ``flux_offset``, ``flux_scale``,
+                ``range_policy``, ``dtype`` (as :func:`~jaxspec.emulator.io.from_binspec`).
+        """
         from jaxspec.emulator.io import from_binspec
 
         return from_binspec(path, label_names, wave, **kwargs)
 
     def save(self, path) -> None:
-        """Write to HDF5 (no pickles); see :func:`jaxspec.emulator.io.save`."""
+        """Write to HDF5 (no pickles); see :func:`jaxspec.emulator.io.save`.
+
+        Args:
+            path: output file.
+        """
         from jaxspec.emulator.io import save
 
         save(self, path)
 
     @classmethod
     def load(cls, path) -> Emulator:
-        """Read a file written by :meth:`save`; see :func:`jaxspec.emulator.io.load`."""
+        """Read a file written by :meth:`save`; see :func:`jaxspec.emulator.io.load`.
+
+        Args:
+            path: an emulator HDF5 file.
+        """
         from jaxspec.emulator.io import load
 
         return load(path)

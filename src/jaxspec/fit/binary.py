@@ -57,6 +57,7 @@ from jaxspec.physics.grid import check_wavelengths
 
 __all__ = ["BIC_THRESHOLD", "chi2_at", "fit_binary", "fit_binary_batch", "fit_single", "prepare_spectrum"]
 
+#: Default delta BIC (``bic_single - bic_binary``) above which a fit calls a spectrum a binary.
 BIC_THRESHOLD = 10.0
 _FITTERS: dict = {}
 _MAX_FITTERS = 8
@@ -676,30 +677,48 @@ def _options(model, *, flux_ratio_mode="constant", continuum_degree=2, n_starts=
 
 
 _FIT_DOC_OPTIONS = """
-        flux_ratio_mode: ``"constant"``, ``"blackbody"`` or ``"model"`` (needs
-            ``unnormalized=``); see :class:`jaxspec.models.BinaryModel`.
         unnormalized: spectral model of unnormalized flux for ``"model"`` mode.
+        bic_threshold: delta BIC above which ``is_binary`` is True (default
+            :data:`BIC_THRESHOLD`).
+        **options: the fit options below, by keyword.
+        flux_ratio_mode: ``"constant"`` (default), ``"blackbody"`` or ``"model"``
+            (needs ``unnormalized=``); see :class:`jaxspec.models.BinaryModel`.
         shared: labels common to both stars (default ``("feh",)``; ``()`` fits
             [Fe/H] per component).
         fixed: ``{name: value}`` parameters held fixed (e.g. ``{"vsini_1": 0.0}``).
         continuum_degree: Chebyshev degree of the continuum in each segment
-            of ``wave`` (segments split at gaps > 10 pixel steps).
-        n_starts: 2D TODCOR peaks refined by Levenberg-Marquardt.
+            of ``wave`` (segments split at gaps > 10 pixel steps; default 2).
+        n_starts: 2D TODCOR peaks refined by Levenberg-Marquardt (default 3).
         n_secondary_starts: further starts from a 1D TODCOR over rv_2 with the
             single-star fit as the primary's template (one more start puts
-            the single-star fit in component 1 with the best 2D peak's secondary).
-        rv_range, rv_step: TODCOR velocity grid, -rv_range..rv_range [km/s]; the
-            rv bounds of the fit are +-1.5 rv_range.
-        min_rv_difference: TODCOR points with |rv_1 - rv_2| below this [km/s]
-            are not used as starts (default 2 rv_step).
-        max_iter: Levenberg-Marquardt iterations for the best start (polishing).
-        explore_iter: iterations from every start before the best is polished.
-        ftol: convergence test on the relative decrease of chi2 per step.
+            the single-star fit in component 1 with the best 2D peak's
+            secondary; default 3).
+        rv_range, rv_step: TODCOR velocity grid, -rv_range..rv_range [km/s] in
+            steps of rv_step [km/s] (default 300 and 4); the rv bounds of the
+            fit are +-1.5 rv_range.
+        min_rv_difference: TODCOR points with ``|rv_1 - rv_2|`` below this
+            [km/s] are not used as starts (default 2 rv_step).
+        max_iter: Levenberg-Marquardt iterations for the best start (polishing;
+            default 60).
+        explore_iter: iterations from every start before the best is polished
+            (default 8).
+        ftol: convergence test on the relative decrease of chi2 per step
+            (default 1e-5).
         ref_wave: wavelength [A] at which flux_ratio is defined (default: the
-            geometric middle of the model grid).
-        bic_threshold: delta BIC above which ``is_binary`` is True."""
+            geometric middle of the model grid)."""
 
 
+def _with_fit_options(fn):
+    """Put the fit options shared by the fitters (``_FIT_DOC_OPTIONS``) in ``fn``'s docstring.
+
+    They replace its ``[fit options]`` line: a docstring must be a string literal, so that
+    ``"..." + _FIT_DOC_OPTIONS + "..."`` in a function body would leave ``__doc__`` None.
+    """
+    fn.__doc__ = fn.__doc__.replace("\n        [fit options]", _FIT_DOC_OPTIONS)
+    return fn
+
+
+@_with_fit_options
 def fit_binary_batch(
     flux,
     wave,
@@ -758,7 +777,8 @@ def fit_binary_batch(
             chunk size is rounded up to a multiple of the device count; each
             device then runs the program of an unsharded run with
             ``chunk_size / n_devices``, and the results are bit-identical to
-            that run's.""" + _FIT_DOC_OPTIONS + """
+            that run's.
+        [fit options]
 
     Returns:
         A batch :class:`~jaxspec.fit.result.BinaryFit` (fields with a leading N
@@ -824,6 +844,7 @@ def _batch_defaults(chunk_size, threads):
     return int(chunk_size), int(threads)
 
 
+@_with_fit_options
 def fit_binary(
     flux,
     wave,
@@ -845,7 +866,8 @@ def fit_binary(
             neither means unit weights). Non-finite pixels are masked.
         model: spectral model (default :func:`jaxspec.default_model`).
         resolution: instrument resolving power, a number or (P,) per pixel
-            (None = no LSF, e.g. for a model that includes the instrument).""" + _FIT_DOC_OPTIONS + """
+            (None = no LSF, e.g. for a model that includes the instrument).
+        [fit options]
 
     Returns:
         :class:`~jaxspec.fit.result.BinaryFit` with the binary and single-star
@@ -879,7 +901,21 @@ def fit_single(flux, wave, err=None, ivar=None, model=None, resolution=None, **o
     """Fit a single star: :func:`fit_binary` with ``flux_ratio`` fixed at 0.
 
     The result's ``params`` hold the single-star solution (the secondary's
-    parameters are fixed and meaningless); options as :func:`fit_binary`.
+    parameters are fixed and meaningless).
+
+    Args:
+        flux: (P,) observed flux (continuum need not be normalized).
+        wave: (P,) vacuum wavelengths [A], increasing, inside the model grid.
+        err, ivar: (P,) 1-sigma errors or inverse variance (one of them;
+            neither means unit weights).
+        model: spectral model (default :func:`jaxspec.default_model`).
+        resolution: instrument resolving power, a number or (P,) per pixel
+            (None = no LSF).
+        **options: as :func:`fit_binary` (``fixed`` is extended with
+            ``flux_ratio = 0``).
+
+    Returns:
+        :class:`~jaxspec.fit.result.BinaryFit`.
     """
     fixed = dict(options.pop("fixed", None) or {})
     fixed.setdefault("flux_ratio", 0.0)

@@ -16,7 +16,8 @@ import numpy as np
 
 __all__ = ["BinaryFit", "FLAGS", "flag_messages"]
 
-# Bit flags of BinaryFit.flag (0 = all well).
+#: Bit flags of ``BinaryFit.flag``, ``{name: bit}`` (0 = all well; :func:`flag_messages` spells
+#: a value out): 1-16 are set by the fit, 32-128 by survey runs for spectra not fitted.
 FLAGS = {
     "not_converged": 1,  # the best binary start hit max_iter before the convergence test
     "non_finite": 2,  # the binary fit's cost, parameters or errors are not finite

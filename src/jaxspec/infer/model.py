@@ -79,6 +79,7 @@ class Prior:
 
     @property
     def has_error_scale(self) -> bool:
+        """True when ``error_scale`` (a factor on the errors) is a sampled parameter."""
         return "error_scale" in self.spec.names and self.spec["error_scale"].fixed is None
 
     def describe(self) -> list[str]:
@@ -93,7 +94,16 @@ class Prior:
         return out
 
     def log_prior(self, theta: dict):
-        """Log density of the non-uniform factors at physical values (0 without any)."""
+        """Log density of the non-uniform factors at physical values (0 without any).
+
+        Args:
+            theta: ``{name: value}`` of the parameters in physical units (at
+                least those with a density in :attr:`densities`).
+
+        Returns:
+            Scalar sum of the densities' ``log_prob`` (the uniform windows add
+            a constant and are left out).
+        """
         lp = jnp.zeros((), jnp.result_type(float))
         for n, d in self.densities.items():
             lp = lp + jnp.sum(d.log_prob(theta[n]))

@@ -37,6 +37,8 @@ ESS_MIN = 400.0
 DIVERGENCE_MAX = 0.01  # largest acceptable fraction of divergent transitions
 MODE_MIN_WEIGHT = 0.01  # a mode visited by the jumping chains is listed when it holds this fraction of draws
 
+#: Bit flags of ``BinaryPosterior.flag``, ``{name: bit}`` (0 = all well); r_hat, low_ess and
+#: divergences mark a posterior that is not converged, multimodal is information only.
 FLAGS = {
     "r_hat": 1,  # r_hat above RHAT_MAX within a mode (chains, or halves of a chain, disagree: not converged)
     "low_ess": 2,  # bulk ESS below ESS_MIN for a parameter (of the whole posterior, or of the main mode)
@@ -74,7 +76,10 @@ class BinaryPosterior:
             estimate when chains stay in their modes), ``log_mass`` (Laplace),
             ``medians``, ``source`` (``"draws"`` or ``"chains"``, see the module doc).
         fit_params: the fit's best values; optima: the fit optima the chains started from.
-        wave, flux, ivar: the data; model_median: (P,) per-pixel posterior median
+        wave, flux, ivar: the data, (P,) each: vacuum wavelengths [A], the
+            observed flux (continuum not divided out; masked pixels set to 1)
+            and its inverse variance (0 = masked).
+        model_median: (P,) per-pixel posterior median
             of the model (with continuum); model_band: (4, P) its 2.5, 16, 84,
             97.5 percentiles; predictive_band: (2, P) 2.5 and 97.5 percentiles of
             model plus noise (posterior predictive); model_1, model_2, continuum:
@@ -123,9 +128,32 @@ class BinaryPosterior:
     @classmethod
     def build(cls, sampler, trace, *, fit, wave, flux, ivar, optima, chain_start, chain_method, seed,
               n_predictive, timing, modes=None):
-        """Assemble a posterior from a :class:`~jaxspec.infer.kernel.ChainTrace` (numpy) of one spectrum;
-        ``modes`` (K, d + 1, d): the mode jumps' centres and shapes
-        (:func:`~jaxspec.infer.kernel.pack_modes`)."""
+        """Assemble a posterior from the chains of one spectrum (used by the samplers).
+
+        Args:
+            sampler: the sampler that ran the chains (its prior, binary model
+                and settings; private to :mod:`jaxspec.infer.sample`).
+            trace: a :class:`~jaxspec.infer.kernel.ChainTrace` (numpy), draws
+                ``z`` (C, S, d) in the unconstrained space.
+            fit: the single-spectrum :class:`~jaxspec.fit.BinaryFit` the
+                chains started from.
+            wave: (P,) vacuum wavelengths [A].
+            flux, ivar: (P,) observed flux (continuum not divided out) and
+                inverse variance, as prepared by
+                :func:`~jaxspec.fit.binary.prepare_spectrum`.
+            optima: the fit optima the chains started from, ``{name: value}``
+                each.
+            chain_start: (C,) index into ``optima`` of each chain's start.
+            chain_method: how the chains ran (kept in ``settings``).
+            seed: random seed (the noise of the predictive band).
+            n_predictive: draws used for the model and predictive bands.
+            timing: ``{"fit_s": ..., "sample_s": ..., ...}`` seconds.
+            modes: (K, d + 1, d) the mode jumps' centres and shapes
+                (:func:`~jaxspec.infer.kernel.pack_modes`), or None.
+
+        Returns:
+            The :class:`BinaryPosterior`.
+        """
         import jax
         import jax.numpy as jnp
 
@@ -193,10 +221,12 @@ class BinaryPosterior:
     # ---------------------------------------------------------------- shape
     @property
     def num_chains(self) -> int:
+        """Number of chains C (the first axis of every ``(chains, draws)`` array)."""
         return int(self.log_density.shape[0])
 
     @property
     def num_draws(self) -> int:
+        """Draws kept per chain S (the second axis of every ``(chains, draws)`` array)."""
         return int(self.log_density.shape[1])
 
     def __repr__(self) -> str:
@@ -287,6 +317,7 @@ class BinaryPosterior:
 
     @property
     def flag_message(self) -> str:
+        """The set bits of :attr:`flag` in words (e.g. ``"low ess, multimodal"``), ``"ok"`` when 0."""
         f = self.flag
         return ", ".join(k.replace("_", " ") for k, b in FLAGS.items() if f & b) or "ok"
 
@@ -297,7 +328,15 @@ class BinaryPosterior:
 
     # ---------------------------------------------------------------- tables
     def quantiles(self, q=(0.025, 0.16, 0.5, 0.84, 0.975)) -> dict:
-        """``{name: array of quantiles}`` over all draws."""
+        """Quantiles of every sampled parameter over all draws (chains pooled).
+
+        Args:
+            q: quantile levels in [0, 1], a sequence of Q values (default 2.5,
+                16, 50, 84 and 97.5 %).
+
+        Returns:
+            ``{name: (Q,) array}`` in the parameters' units (:attr:`units`).
+        """
         return {n: np.quantile(self.samples[n], q) for n in self.names}
 
     def interval(self, name: str, level: float = 0.68) -> tuple[float, float]:
@@ -307,6 +346,14 @@ class BinaryPosterior:
         that stay in their modes: each mode's draws weighted by its weight
         (:attr:`modes`), so a mode's share does not depend on how many chains
         happened to start there.
+
+        Args:
+            name: a sampled parameter (one of :attr:`names`).
+            level: probability inside the interval (default 0.68: the 16 to 84 %
+                quantiles).
+
+        Returns:
+            ``(low, high)`` in the parameter's unit.
         """
         a = 0.5 * (1.0 - level)
         x = self.samples[name]
@@ -381,26 +428,52 @@ class BinaryPosterior:
 
     def save(self, path) -> None:
         """Write to HDF5 (``.h5``/``.hdf5``; h5py) or netCDF (``.nc``; arviz's InferenceData with the rest
-        as attributes). :meth:`load` reads either back."""
+        as attributes). :meth:`load` reads either back.
+
+        Args:
+            path: output file; its suffix chooses the format.
+        """
         from jaxspec.infer.io import save
 
         save(self, path)
 
     @classmethod
     def load(cls, path) -> BinaryPosterior:
-        """Read a posterior written by :meth:`save`."""
+        """Read a posterior written by :meth:`save`.
+
+        Args:
+            path: an ``.h5``/``.hdf5`` or ``.nc`` file.
+        """
         from jaxspec.infer.io import load
 
         return load(path)
 
     def plot_corner(self, path=None, *, truths=None, names=None, mode=None, **kwargs):
-        """Corner plot (``corner`` package); see :func:`jaxspec.infer.plot.plot_corner`."""
+        """Corner plot (``corner`` package); see :func:`jaxspec.infer.plot.plot_corner`.
+
+        Args:
+            path: file to write (the figure is then closed), or None to return it open.
+            truths: optional ``{name: value}`` drawn as lines.
+            names: parameters to show (default: all sampled ones).
+            mode: show only this mode's chains (default: all chains).
+            **kwargs: passed to ``corner.corner``.
+
+        Returns:
+            The matplotlib figure.
+        """
         from jaxspec.infer.plot import plot_corner
 
         return plot_corner(self, path, truths=truths, names=names, mode=mode, **kwargs)
 
     def plot_fit(self, path=None):
-        """Data, posterior-median model, both stars, model and predictive bands, residuals."""
+        """Data, posterior-median model, both stars, model and predictive bands, residuals.
+
+        Args:
+            path: file to write (the figure is then closed), or None to return it open.
+
+        Returns:
+            The matplotlib figure.
+        """
         from jaxspec.infer.plot import plot_fit
 
         return plot_fit(self, path)

@@ -404,11 +404,22 @@ _DOC_ARGS = """
             in the modes they start in (weights from Laplace estimates).
         seed: random seed (chain starts and NUTS).
         n_predictive: posterior draws used for the model band of :meth:`plot_fit`.
-        unnormalized, **options: as :func:`jaxspec.fit_binary` (flux-ratio
+        unnormalized, options: (``**options``) as :func:`jaxspec.fit_binary` (flux-ratio
             mode, shared and fixed parameters, continuum degree, rv range...);
             the sampler uses the same model."""
 
 
+def _with_sample_args(fn):
+    """Put the arguments shared by the samplers (``_DOC_ARGS``) in ``fn``'s docstring.
+
+    They replace its ``[sampler arguments]`` line: a docstring must be a string literal, so that
+    ``"..." + _DOC_ARGS + "..."`` in a function body would leave ``__doc__`` None.
+    """
+    fn.__doc__ = fn.__doc__.replace("\n        [sampler arguments]", _DOC_ARGS)
+    return fn
+
+
+@_with_sample_args
 def sample_binary(flux, wave, err=None, ivar=None, model=None, fit=None, *, resolution=None, priors=None,
                   error_scale: bool = False, continuum: str = "marginal", num_warmup: int = 500,
                   num_samples: int = 250, num_chains: int = 4, max_samples: int | None = None,
@@ -422,7 +433,8 @@ def sample_binary(flux, wave, err=None, ivar=None, model=None, fit=None, *, reso
         flux: (P,) observed flux; wave: (P,) vacuum wavelengths [A];
             err / ivar: (P,) 1-sigma errors or inverse variances.
         fit: a :class:`~jaxspec.fit.BinaryFit` of this spectrum with the same
-            model and options (default: :func:`jaxspec.fit_binary` is run).""" + _DOC_ARGS + """
+            model and options (default: :func:`jaxspec.fit_binary` is run).
+        [sampler arguments]
 
     Returns:
         :class:`~jaxspec.infer.BinaryPosterior`.
@@ -620,6 +632,7 @@ def _check_fit(fit, fitter, *, batched):
                          f"has {spec.names} (free {spec.free}); pass the options used for the fit")
 
 
+@_with_sample_args
 def sample_binary_batch(flux, wave, err=None, ivar=None, model=None, fits=None, *, resolution=None,
                         priors=None, error_scale: bool = False, continuum: str = "marginal",
                         num_warmup: int = 500, num_samples: int = 250, num_chains: int = 4,
@@ -657,7 +670,8 @@ def sample_binary_batch(flux, wave, err=None, ivar=None, model=None, fits=None, 
         chain_method: ``"auto"``, ``"threads"``, ``"vectorized"`` or ``"sequential"`` (above).
         chunk_size: spectra per compiled call (vectorized and sequential); the
             spectra of a chunk that need more draws (``max_samples``) continue
-            together, padded to the chunk size.""" + _DOC_ARGS + """
+            together, padded to the chunk size.
+        [sampler arguments]
 
     Returns:
         A list of N :class:`~jaxspec.infer.BinaryPosterior`; each one's

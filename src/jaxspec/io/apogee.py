@@ -165,8 +165,13 @@ def read_aspcapstar(path, *, mask_bits=None):
     """Read an APOGEE aspcapStar file (continuum-normalized combined spectrum).
 
     HDU 1 normalized flux, HDU 2 error, HDU 3 ASPCAP best-fit model (not read), HDU 4 one-row
-    table of ASPCAP results. ``mask_bits`` is accepted for symmetry with apStar but aspcapStar
-    stores no bitmask.
+    table of ASPCAP results.
+
+    Parameters
+    ----------
+    path : str or Path
+    mask_bits : optional
+        Accepted for symmetry with :func:`read_apstar` and ignored: aspcapStar stores no bitmask.
 
     Returns
     -------
@@ -224,6 +229,12 @@ def read_apvisit(path, *, mask_bits=None):
     HDU 1 flux, 2 error, 3 bitmask, 4 wavelength (float64, (3, 4096), descending within each
     chip). The chips are reversed and concatenated into one increasing spectrum (blue, green,
     red); the gaps between chips simply have no pixels.
+
+    Parameters
+    ----------
+    path : str or Path
+    mask_bits : int or iterable of int/str, optional
+        APOGEE_PIXMASK bits that mask a pixel (default :data:`APOGEE_BAD_PIXMASK`).
 
     Returns
     -------

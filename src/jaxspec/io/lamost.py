@@ -1,4 +1,4 @@
-"""LAMOST readers: medium-resolution (MRS, med-*.fits) and low-resolution (LRS, spec-*.fits) spectra.
+"""LAMOST readers: medium-resolution (MRS, ``med-*.fits``) and low-resolution (LRS, ``spec-*.fits``) spectra.
 
 Layouts (DR7, see ../shared/data/survey-files/README.md). MRS: primary header (OBSID, VACUUM = T)
 then tables COADD_B, COADD_R and one per exposure (B-<LMJM>, R-<LMJM>) with FLUX, IVAR, LOGLAM
@@ -77,7 +77,7 @@ def lamost_mrs_exposures(hdul) -> list[str]:
 
 
 def read_lamost_mrs(path, *, arm: str = "both", exposure=None, mask: str = "and") -> Spectrum:
-    """Read a LAMOST medium-resolution spectrum (med-*.fits).
+    """Read a LAMOST medium-resolution spectrum (``med-*.fits``).
 
     Parameters
     ----------
@@ -160,12 +160,17 @@ def read_lamost_mrs(path, *, arm: str = "both", exposure=None, mask: str = "and"
 
 
 def read_lamost_lrs(path, *, mask: str = "and") -> Spectrum:
-    """Read a LAMOST low-resolution spectrum (spec-*.fits).
+    """Read a LAMOST low-resolution spectrum (``spec-*.fits``).
 
     The primary image (5, P) holds flux, ivar, wavelength [Angstrom], andmask, ormask (DR1-DR7);
     a file whose primary is empty and whose first extension is a table with FLUX, IVAR,
-    WAVELENGTH, ANDMASK, ORMASK (later releases) is read the same way. ``mask`` "and" (default)
-    masks a nonzero andmask, "or" a nonzero ormask, "none" neither.
+    WAVELENGTH, ANDMASK, ORMASK (later releases) is read the same way.
+
+    Parameters
+    ----------
+    path : str or Path
+    mask : {"and", "or", "none"}
+        "and" (default) masks a nonzero andmask, "or" a nonzero ormask, "none" neither.
 
     Returns
     -------

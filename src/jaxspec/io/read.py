@@ -118,6 +118,17 @@ def read_npz(path, *, id=None) -> Spectrum:
     """Read a spectrum from an .npz with arrays ``wave``, ``flux`` and ``ivar`` or ``err`` (optional
     ``mask``, ``id``, ``resolution``, ``meta`` as JSON), e.g. written by :meth:`Spectrum.save_npz`.
 
+    Parameters
+    ----------
+    path : str or Path
+        The ``.npz`` file (read without pickles); ``wave`` in vacuum Angstrom.
+    id : str, optional
+        Overrides the file's ``id`` (default: it, else the file stem).
+
+    Returns
+    -------
+    Spectrum
+
     Raises
     ------
     SpectrumFormatError
@@ -206,7 +217,18 @@ def read_spectra(path, format: str | None = None, **kw) -> list[Spectrum]:
     exposure (blue+red joined by LMJM; the coadd when the file has no exposures); FITS table:
     every row of a one-spectrum-per-row table; FITS image: every 1-D image HDU sharing the first
     one's EXTNAME (e.g. the echelle orders of a SALT HRS file); other formats: a one-element list.
-    ``format`` and ``**kw`` as for :func:`read_spectrum`.
+
+    Parameters
+    ----------
+    path : str or Path
+    format : str, optional
+        One of :data:`FORMATS`; default :func:`detect_format`.
+    **kw
+        Passed to the format's reader, as for :func:`read_spectrum`.
+
+    Returns
+    -------
+    list of Spectrum
 
     Raises
     ------

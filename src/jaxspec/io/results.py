@@ -135,6 +135,20 @@ def write_results(table, path, *, format: str | None = None, overwrite: bool = T
 
     The file appears whole or not at all: it is written to a temporary name
     beside ``path`` and renamed.
+
+    Args:
+        table: an ``astropy.table.Table``, e.g. from :func:`results_table`.
+        path: output file.
+        format: astropy format name (``"fits"``, ``"hdf5"``, ``"ascii.ecsv"``);
+            default from the extension (:data:`FORMATS`).
+        overwrite: replace an existing file (default True).
+
+    Returns:
+        The path written.
+
+    Raises:
+        ValueError: an extension that names no format (and no ``format``).
+        FileExistsError: ``path`` exists and ``overwrite`` is False.
     """
     import os
 
@@ -177,7 +191,15 @@ def _write_fits(table, path) -> None:
 
 
 def read_results(path, *, format: str | None = None):
-    """Read a results table written by :func:`write_results` (an ``astropy.table.Table``)."""
+    """Read a results table written by :func:`write_results` (an ``astropy.table.Table``).
+
+    Args:
+        path: a ``.fits``, ``.h5``/``.hdf5`` or ``.ecsv`` results file.
+        format: astropy format name; default from the extension (:data:`FORMATS`).
+
+    Returns:
+        The table, with the parameters' units (``dex`` restored for FITS).
+    """
     from astropy.table import Table
 
     fmt = _format(path, format)

@@ -109,7 +109,7 @@ class Spectrum:
 
     @property
     def err(self) -> np.ndarray:
-        """(P,) 1-sigma uncertainty, ``1 / sqrt(ivar)``; ``inf`` where masked."""
+        """(P,) 1-sigma uncertainty in flux units, ``1 / sqrt(ivar)``; ``inf`` where masked."""
         with np.errstate(divide="ignore"):
             return np.where(self.ivar > 0, 1.0 / np.sqrt(self.ivar), np.inf)
 
@@ -220,12 +220,20 @@ def from_arrays(
         sorted). Air wavelengths when ``air=True`` (converted with
         :func:`jaxspec.physics.air_to_vacuum`; ``meta["air_converted"] = True``).
     flux : (P,) array
+        Flux in any units (kept as given; normalized or not).
     err, ivar : (P,) arrays, optional
-        1-sigma error or inverse variance (not both). With neither, unit weights are used and
-        ``meta["ivar_assumed"] = True``.
+        1-sigma error [flux units] or inverse variance [1 / flux unit^2] (not both). With neither,
+        unit weights are used and ``meta["ivar_assumed"] = True``.
     mask : (P,) array, optional
         True / nonzero = bad pixel (set to ``ivar = 0``).
-    id, resolution, meta : see :class:`Spectrum`.
+    id : str
+        Object identifier.
+    air : bool
+        True when ``wave`` is in air (see ``wave``).
+    resolution : float or None
+        Resolving power lambda / delta-lambda of the spectrum, if known.
+    meta : dict, optional
+        Extra JSON-able scalars for :attr:`Spectrum.meta`.
 
     Non-finite flux or error, and zero or negative error, become ``ivar = 0`` (flux set to 0).
 
@@ -289,6 +297,19 @@ def from_specutils(spec1d, id: str | None = None) -> Spectrum:
     uncertainty (StdDev, Variance or InverseVariance) becomes ``ivar`` in the flux's unit; the
     specutils mask (True = bad) becomes ``ivar = 0``. ``id`` defaults to ``meta["id"]`` /
     ``meta["name"]`` of the specutils object, else "spectrum".
+
+    Parameters
+    ----------
+    spec1d : specutils.Spectrum or specutils.Spectrum1D
+        A 1-D spectrum: (P,) flux with any astropy unit (kept in its unit, recorded in
+        ``meta["flux_unit"]``) on a spectral axis of (P,) values.
+    id : str, optional
+        Object identifier (default as above).
+
+    Returns
+    -------
+    Spectrum
+        Vacuum wavelengths [Angstrom], increasing.
 
     Raises
     ------

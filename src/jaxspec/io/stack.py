@@ -41,7 +41,7 @@ class Stack:
     Attributes:
         ids: (n,) spectrum identifiers (str).
         wave: (P,) vacuum wavelengths [A] (converted from air if the file says air).
-        flux: (n, P) flux as stored.
+        flux: (n, P) flux as stored (any units: values are written and read unchanged).
         ivar: (n, P) inverse variance or None (then ``err`` is set).
         err: (n, P) 1-sigma errors or None.
         resolution: (n,) resolving power per spectrum, or None.
@@ -112,6 +112,10 @@ class StackWriter:
             (``str`` for strings) that :meth:`append` will receive.
         compression: h5py compression of flux and uncertainty (e.g.
             ``"gzip"``; default None: fastest reads).
+        per_spectrum_resolution: store a resolving power per spectrum
+            (``/resolution``, (N,)); :meth:`append` then needs ``resolution=``.
+        rows_per_chunk: HDF5 chunk height (rows) of flux and uncertainty
+            (default 64).
     """
 
     def __init__(self, path, wave, *, uncertainty: str = "ivar", dtype=np.float32, unc_dtype=None,
@@ -153,7 +157,21 @@ class StackWriter:
                 g.create_dataset(k, shape=(0,), maxshape=(None,), dtype=dt)
 
     def append(self, flux, unc, *, ids, resolution=None, meta: dict | None = None) -> None:
-        """Append rows: ``flux`` and ``unc`` (the ivar or err chosen at creation) of shape (n, P)."""
+        """Append rows: ``flux`` and ``unc`` (the ivar or err chosen at creation) of shape (n, P).
+
+        Args:
+            flux: (n, P) flux (or (P,) for one row), in any units: stored as
+                given, cast to the stack's dtype.
+            unc: (n, P) inverse variance or 1-sigma errors, as chosen by
+                ``uncertainty=`` at creation.
+            ids: n identifiers (converted to str).
+            resolution: resolving power, a number or (n,) per row; required
+                (and only used) with ``per_spectrum_resolution=True``.
+            meta: ``{name: (n,) array}`` for exactly the ``meta_columns``.
+
+        Raises:
+            ValueError: shape mismatches, a missing resolution or wrong meta columns.
+        """
         flux = np.atleast_2d(np.asarray(flux))
         unc = np.atleast_2d(np.asarray(unc))
         n = flux.shape[0]
@@ -184,6 +202,7 @@ class StackWriter:
         self._n = b
 
     def close(self) -> None:
+        """Record the number of spectra and close the file (idempotent; ``with`` calls it)."""
         if self._f:
             self._f.attrs["n_spectra"] = self._n
             self._f.close()
@@ -202,7 +221,7 @@ def write_stack(path, flux, wave, *, ivar=None, err=None, ids=None, resolution=N
 
     Args:
         path: file to create (overwritten).
-        flux: (N, P) flux; stored with its own dtype.
+        flux: (N, P) flux in any units; stored as given, with its own dtype.
         wave: (P,) wavelengths [A], strictly increasing (vacuum unless ``air``).
         ivar, err: (N, P) inverse variance or 1-sigma errors (exactly one).
         ids: N identifiers (default "0", "1", ...).
@@ -247,9 +266,21 @@ def _open(path):
 
 
 def stack_info(path) -> dict:
-    """Size and contents of a stack without reading the spectra: ``n``, ``n_pixels``,
-    ``uncertainty`` ("ivar"/"err"), ``air``, ``resolution`` (a number, "per spectrum" or None),
-    ``meta`` (column names), ``wave_range`` [A, vacuum]."""
+    """Size and contents of a stack without reading the spectra.
+
+    Args:
+        path: the stack file.
+
+    Returns:
+        ``{"n", "n_pixels", "uncertainty", "air", "resolution", "meta", "wave_range"}``:
+        the number of spectra N and pixels P, ``"ivar"`` or ``"err"``, whether
+        the file's wavelengths are in air, the resolving power (a number,
+        ``"per spectrum"`` or None), the metadata column names and
+        ``(first, last)`` wavelength [A, vacuum].
+
+    Raises:
+        ValueError: not a jaxspec stack.
+    """
     with _open(path) as f:
         wave = _vacuum(f)
         res = ("per spectrum" if "resolution" in f else

@@ -255,6 +255,7 @@ class LineListGenerator:
 
     @property
     def n_lines(self) -> int:
+        """Number of lines evaluated (those of :attr:`linelist`: they reach the grid and have atomic data)."""
         return len(self.linelist)
 
     def _line_params(self, labels, loggf_offset, params: GeneratorParams | None = None):
@@ -351,6 +352,17 @@ class LineListGenerator:
         CPU a wider ``vmap`` only adds memory traffic, while the per-spectrum
         work is already vectorized over lines and pixels. Memory stays bounded
         by ``batch_size`` spectra of intermediate profiles.
+
+        Args:
+            labels: (n_spec, n_labels) in the order of ``label_names`` (teff
+                [K], logg [dex], feh [dex], ...); not clipped.
+            batch_size: spectra per ``jax.lax.map`` step (default 8).
+
+        Returns:
+            (n_spec, n_pix) continuum-normalized flux on ``wave``.
+
+        Raises:
+            ValueError: wrong number of labels, or labels not 2-D.
         """
         check_labels(labels, self.label_names)
         labels = jnp.asarray(labels)

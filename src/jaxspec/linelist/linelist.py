@@ -143,7 +143,14 @@ class LineList:
         )
 
     def in_range(self, wave_min: float, wave_max: float) -> LineList:
-        """Lines with ``wave_min <= wave <= wave_max`` [A, vacuum]."""
+        """Lines with ``wave_min <= wave <= wave_max``.
+
+        Args:
+            wave_min, wave_max: vacuum wavelength range [A], inclusive.
+
+        Returns:
+            A new :class:`LineList` of those lines, in their order here.
+        """
         w = np.asarray(self.wave)
         return self.select((w >= wave_min) & (w <= wave_max))
 

@@ -117,8 +117,8 @@ class BinaryModel:
             A vsini fixed at 0 skips the rotation of that star; a
             ``flux_ratio`` fixed at 0 skips the secondary (single star).
         ref_wave: reference wavelength of ``flux_ratio`` [A].
-        rv_max: |rv| bound [km/s]; vsini_max: largest vsini [km/s] (sets the
-            rotation kernel size).
+        rv_max: bound on ``|rv|`` [km/s] (default 500); vsini_max: largest
+            vsini [km/s] (default 300; sets the rotation kernel size).
         continuum_degree: degree of the continuum fitted to unnormalized
             flux in ``"model"`` mode.
         min_resolution: lowest resolving power the LSF kernel can represent.
@@ -253,7 +253,16 @@ class BinaryModel:
         return ParamSpec(tuple(params))
 
     def with_fixed(self, **values) -> BinaryModel:
-        """A copy whose :attr:`spec` has these parameters fixed (``None`` frees one again)."""
+        """A copy whose :attr:`spec` has these parameters fixed (``None`` frees one again).
+
+        Args:
+            **values: ``name=value`` for parameters of :attr:`spec`, in their
+                units (teff [K], logg and feh [dex], rv and vsini [km/s],
+                flux_ratio dimensionless), or ``name=None`` to free one.
+
+        Returns:
+            A new :class:`BinaryModel` sharing this one's spectral model and grids.
+        """
         new = object.__new__(BinaryModel)
         new.__dict__.update(self.__dict__)
         new.spec = self.spec.with_fixed(**values)
@@ -265,7 +274,19 @@ class BinaryModel:
         return self.spec["flux_ratio"].fixed == 0.0
 
     def labels(self, theta: dict, component: int, names=None):
-        """Label vector of component 1 or 2 in the spectral model's order (or in ``names``' order)."""
+        """Label vector of one component, in the spectral model's order (or in ``names``' order).
+
+        Args:
+            theta: ``{name: value}`` of the binary model's parameters (as
+                :attr:`spec`: e.g. ``teff_1`` [K], ``logg_1`` [dex], shared ``feh``
+                [dex]).
+            component: 1 or 2.
+            names: label names to pick (default: the spectral model's
+                ``label_names``); a shared label is taken without suffix.
+
+        Returns:
+            (L,) labels in the spectral model's units, L = ``len(names)``.
+        """
         names = self.model.label_names if names is None else names
         return jnp.stack([
             jnp.asarray(theta[n] if n in self.shared else theta[f"{n}_{component}"]) for n in names
@@ -276,8 +297,18 @@ class BinaryModel:
         return self._cont_basis @ (self._cont_pinv @ f)
 
     def ratio(self, theta: dict):
-        """k(lambda) on the model grid that this binary model evaluates (``self.model.wave``: the
-        spectral model's grid, cropped to what the observed pixels see), (n_model,)."""
+        """Flux ratio k(lambda) of the secondary to the primary on the model grid.
+
+        Args:
+            theta: ``{name: value}`` of the binary model's parameters
+                (``flux_ratio``; ``teff_1``, ``teff_2`` [K] in ``"blackbody"``
+                mode; the labels in ``"model"`` mode).
+
+        Returns:
+            (n_model,) k on the grid that this binary model evaluates
+            (``self.model.wave`` [A]: the spectral model's grid, cropped to what
+            the observed pixels see); ``flux_ratio`` at ``ref_wave``.
+        """
         q = jnp.asarray(theta["flux_ratio"])
         if self.flux_ratio_mode == "constant":
             return jnp.full(self._model_wave.shape, q)
@@ -334,8 +365,16 @@ class BinaryModel:
         return out[0] if len(out) == 1 else jnp.concatenate(out, axis=-1)
 
     def components(self, theta: dict):
-        """Both stars, rotated, shifted and (for a scalar resolution) convolved with the LSF,
-        on the model grid: (F_1, F_2)."""
+        """Both stars, rotated, shifted and (for a scalar resolution) convolved with the LSF.
+
+        Args:
+            theta: ``{name: value}`` of the binary model's parameters (labels,
+                ``rv_1``, ``rv_2``, ``vsini_1``, ``vsini_2`` [km/s]...).
+
+        Returns:
+            ``(F_1, F_2)``: two (n_model,) normalized spectra on the model grid
+            ``self.model.wave`` [A], not yet weighted by the flux ratio.
+        """
         return self._star(theta, 1), self._star(theta, 2)
 
     def _observe(self, f):
@@ -370,6 +409,10 @@ class BinaryModel:
         tangents (instead of every free parameter through both stars), then
         the exact chain rule through the combination; the LSF and resampling
         are linear and act on each column.
+
+        Args:
+            theta: ``{name: value}`` of every parameter of :attr:`spec`
+                (teff [K], logg and feh [dex], rv and vsini [km/s], flux_ratio).
 
         Returns:
             ``(flux (n_obs,), jacobian (n_free, n_obs))`` in physical units of
@@ -421,7 +464,15 @@ class BinaryModel:
         return self._observe(comb), self._observe(jt)
 
     def flux(self, theta: dict):
-        """Combined normalized flux on the observed pixels, (n_obs,)."""
+        """Combined normalized flux on the observed pixels.
+
+        Args:
+            theta: ``{name: value}`` of every parameter of :attr:`spec`
+                (teff [K], logg and feh [dex], rv and vsini [km/s], flux_ratio).
+
+        Returns:
+            (n_obs,) continuum-normalized flux on ``self.wave`` [A].
+        """
         if self.single:
             return self._observe(self._star(theta, 1))
         f1, f2 = self.components(theta)
@@ -432,6 +483,12 @@ class BinaryModel:
         """Each star's contribution on the observed pixels: ``(F_1 / (1 + k), k F_2 / (1 + k))``.
 
         They add up to :meth:`flux` (the LSF and resampling are linear).
+
+        Args:
+            theta: ``{name: value}`` of every parameter of :attr:`spec`.
+
+        Returns:
+            Two (n_obs,) arrays of normalized flux on ``self.wave`` [A].
         """
         f1, f2 = self.components(theta)
         k = self.ratio(theta)

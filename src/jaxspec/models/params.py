@@ -52,6 +52,7 @@ class ParamSpec:
 
     @property
     def names(self) -> tuple[str, ...]:
+        """Names of all parameters (free and fixed), in order."""
         return tuple(p.name for p in self.params)
 
     @property
@@ -66,7 +67,15 @@ class ParamSpec:
         raise KeyError(f"no parameter {name!r}; parameters are {self.names}")
 
     def with_fixed(self, **values) -> ParamSpec:
-        """A copy with some parameters fixed (``None`` frees one again)."""
+        """A copy with some parameters fixed (``None`` frees one again).
+
+        Args:
+            **values: ``name=value`` in the parameter's unit (:attr:`Param.unit`),
+                or ``name=None``.
+
+        Raises:
+            ValueError: an unknown parameter name.
+        """
         unknown = set(values) - set(self.names)
         if unknown:
             raise ValueError(f"unknown parameters {sorted(unknown)}; parameters are {self.names}")
@@ -80,14 +89,30 @@ class ParamSpec:
         return np.array([[self[n].lower, self[n].upper] for n in names], dtype=np.float64)
 
     def to_unconstrained(self, values: dict):
-        """Vector of the free parameters mapped to the real line: ``logit((v - lo) / (hi - lo))``."""
+        """Vector of the free parameters mapped to the real line: ``logit((v - lo) / (hi - lo))``.
+
+        Args:
+            values: ``{name: value}`` with at least the free parameters, in
+                their units; values at or beyond a bound are clipped just inside it.
+
+        Returns:
+            (F,) unconstrained vector, F = ``len(free)``, in :attr:`free` order.
+        """
         lo, hi = (jnp.asarray(b) for b in self.bounds().T)
         v = jnp.stack([jnp.asarray(values[n]) for n in self.free])
         u = jnp.clip((v - lo) / (hi - lo), 1e-6, 1.0 - 1e-6)
         return jnp.log(u) - jnp.log1p(-u)
 
     def from_unconstrained(self, z) -> dict:
-        """All parameters as a dict from an unconstrained vector of the free ones (fixed ones filled in)."""
+        """All parameters as a dict from an unconstrained vector of the free ones (fixed ones filled in).
+
+        Args:
+            z: (F,) unconstrained values of the free parameters, in :attr:`free`
+                order (the inverse of :meth:`to_unconstrained`).
+
+        Returns:
+            ``{name: value}`` for every parameter, in its unit, inside its bounds.
+        """
         lo, hi = (jnp.asarray(b) for b in self.bounds().T)
         v = lo + (hi - lo) * (1.0 / (1.0 + jnp.exp(-z)))
         out = {n: v[i] for i, n in enumerate(self.free)}

@@ -31,7 +31,14 @@ def _xp(x):
 
 
 def refractive_index_air(wave_vac):
-    """Refractive index of standard air at vacuum wavelength ``wave_vac`` [A]."""
+    """Refractive index of standard air at vacuum wavelength ``wave_vac`` [A].
+
+    Args:
+        wave_vac: vacuum wavelengths [A], any shape (a number, (P,), (N, P)...).
+
+    Returns:
+        n, the same shape (1 at and below 2000 A).
+    """
     xp, w = _xp(wave_vac)
     s2 = (1e4 / w) ** 2
     n = 1.0 + 8.34254e-5 + 2.406147e-2 / (130.0 - s2) + 1.5998e-4 / (38.9 - s2)
@@ -39,13 +46,29 @@ def refractive_index_air(wave_vac):
 
 
 def vacuum_to_air(wave_vac):
-    """Convert vacuum wavelengths [A] to air wavelengths [A] (IAU/Morton 2000)."""
+    """Convert vacuum wavelengths [A] to air wavelengths [A] (IAU/Morton 2000).
+
+    Args:
+        wave_vac: vacuum wavelengths [A], any shape (a number, (P,), (N, P)...).
+
+    Returns:
+        Air wavelengths [A], the same shape (equal to ``wave_vac`` at and
+        below 2000 A).
+    """
     xp, w = _xp(wave_vac)
     return w / refractive_index_air(w)
 
 
 def air_to_vacuum(wave_air):
-    """Convert air wavelengths [A] to vacuum wavelengths [A] (inverse of :func:`vacuum_to_air`)."""
+    """Convert air wavelengths [A] to vacuum wavelengths [A] (inverse of :func:`vacuum_to_air`).
+
+    Args:
+        wave_air: air wavelengths [A], any shape (a number, (P,), (N, P)...).
+
+    Returns:
+        Vacuum wavelengths [A], the same shape (three fixed-point iterations:
+        round trip better than 1e-9 A over 2000-25000 A).
+    """
     xp, w = _xp(wave_air)
     vac = w
     for _ in range(3):

@@ -37,7 +37,8 @@ __all__ = [
     "resolution_on_grid",
 ]
 
-FWHM_TO_SIGMA = 1.0 / (2.0 * math.sqrt(2.0 * math.log(2.0)))  # sigma = FWHM * this
+#: Gaussian sigma per FWHM, 1 / (2 sqrt(2 ln 2)) ~ 0.4247: ``sigma = FWHM * FWHM_TO_SIGMA``.
+FWHM_TO_SIGMA = 1.0 / (2.0 * math.sqrt(2.0 * math.log(2.0)))
 _TRUNCATE = 5.0  # kernel half-width in units of the largest sigma
 # Below this sigma [pixels] the pixel-integrated Gaussian is the identity to
 # better than 1e-20 (erfc(0.5 / (0.05 sqrt 2)) ~ 1e-24); flooring sigma there
@@ -92,7 +93,7 @@ def gaussian_broadening(flux, sigma_kms, dlnlam: float, *, sigma_max_kms: float)
     Args:
         flux: shape (..., P), on a grid uniform in ln(lambda).
         sigma_kms: Gaussian standard deviation [km/s], scalar (may be traced;
-            |sigma_kms| used).
+            ``|sigma_kms|`` used).
         dlnlam: grid step in ln(lambda) (static).
         sigma_max_kms: largest sigma [km/s] (static; sets the kernel size).
 

@@ -140,7 +140,7 @@ def rotational_broadening(
     Args:
         flux: shape (..., P), on a grid uniform in ln(lambda) with step
             ``dlnlam``; edges are extended with their edge values.
-        vsini: projected rotational velocity [km/s], scalar (|vsini| used,
+        vsini: projected rotational velocity [km/s], scalar (``|vsini|`` used,
             clipped to ``vsini_max``); vmap for one per spectrum.
         dlnlam: grid step in ln(lambda) (static).
         epsilon: linear limb-darkening coefficient in [0, 1].
