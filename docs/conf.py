@@ -47,7 +47,7 @@ myst_heading_anchors = 3
 suppress_warnings = ["myst.header", "ref.python"]
 
 autosummary_generate = True
-autodoc_default_options = {"members": True, "undoc-members": False, "show-inheritance": False}
+autodoc_default_options = {"members": True}
 autodoc_typehints = "description"
 autodoc_member_order = "bysource"
 napoleon_google_docstring = True

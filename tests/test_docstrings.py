@@ -78,9 +78,9 @@ SHAPE_RE = re.compile(
 
 # The units of each kind of physical quantity, as written in the docstrings: a unit in
 # brackets ("[A]", "[A, vacuum]", "[km/s]", "[K]", "[dex]"), a value with its unit ("5000 A",
-# "5800 K") or the unit's name in words ("Angstrom", "km/s", "Kelvin"). Fluxes are continuum-normalized (or their units are stated otherwise:
-# "any units", "units as the file gives them", "erg/s/cm^2/A", a continuum that "need not be
-# normalized"),
+# "5800 K") or the unit's name in words ("Angstrom", "km/s", "Kelvin"). Fluxes are
+# continuum-normalized or their units are stated otherwise ("any units", "units as the file
+# gives them", "erg/s/cm^2/A", a continuum that "need not be normalized"),
 # labels have per-label units (K, dex...), a resolution is a resolving power R = lambda /
 # delta-lambda. Each pattern fails on a docstring that only says "wavelengths" or "velocity".
 ANGSTROM_RE = r"\[\s*(?:A|Å|Angstroms?)\s*[\],;]|\bAngstroms?\b|Å|\d\s*A\b"
@@ -103,7 +103,8 @@ PHYSICAL = (
     (r"labels", LABEL_UNIT_RE, "label units ([K], [dex])", True),
     (r"resolution|resolution_obs", RESOLUTION_RE, "resolving power", True),
 )
-_PHYSICAL = tuple((re.compile(rf"(?:{name})\Z"), re.compile(unit), what, array) for name, unit, what, array in PHYSICAL)
+_PHYSICAL = tuple((re.compile(rf"(?:{name})\Z"), re.compile(unit), what, array)
+                  for name, unit, what, array in PHYSICAL)
 
 
 # ------------------------------------------------------------------ collecting the public names
@@ -114,7 +115,7 @@ class Entry:
     """One public name: what it is, its docstring and the argument names its docstring must cover."""
 
     qualname: str
-    kind: str  # module, function, class, method, property, data
+    kind: str  # module, function, class, method, property, field (with a #: comment), data
     obj: object
     doc: str
     params: tuple = ()  # (name, is_variadic)
@@ -155,7 +156,59 @@ def _class_fields(cls) -> list[str]:
     return names
 
 
-def _class_entry(qualname: str, cls) -> Entry:
+@functools.cache
+def _doc_comments(modname: str) -> dict[tuple[str, str], str]:
+    """Attribute docs of a module as autodoc reads them: ``{(class qualname or "", name): text}``.
+
+    The forms of :class:`sphinx.pycode.ModuleAnalyzer` (without needing Sphinx): ``#:`` comment
+    lines right above an assignment, a ``#:`` comment after it on its line, or a string
+    statement right after it; at module level and in (nested) class bodies.
+    """
+    source = inspect.getsource(importlib.import_module(modname))
+    lines = source.splitlines()
+    out: dict[tuple[str, str], str] = {}
+
+    def visit(body, owner):
+        for i, node in enumerate(body):
+            if isinstance(node, ast.ClassDef):
+                visit(node.body, f"{owner}.{node.name}" if owner else node.name)
+                continue
+            if isinstance(node, ast.Assign):
+                targets = node.targets
+            elif isinstance(node, ast.AnnAssign):
+                targets = [node.target]
+            else:
+                continue
+            names = [t.id for t in targets if isinstance(t, ast.Name)]
+            above, k = [], node.lineno - 2
+            while k >= 0 and lines[k].strip().startswith("#:"):
+                above.insert(0, lines[k].strip()[2:].strip())
+                k -= 1
+            text = "\n".join(above)
+            trailing = re.search(r"#:\s*(.*)$", lines[node.end_lineno - 1])
+            if not text and trailing:
+                text = trailing.group(1)
+            after = body[i + 1] if i + 1 < len(body) else None
+            if (not text and isinstance(after, ast.Expr) and isinstance(after.value, ast.Constant)
+                    and isinstance(after.value.value, str)):
+                text = inspect.cleandoc(after.value.value)
+            for name in names:
+                if text.strip():
+                    out[(owner, name)] = text.strip()
+
+    visit(ast.parse(source).body, "")
+    return out
+
+
+def _attr_docs(cls) -> dict[str, str]:
+    """Doc comments of the class's own fields (what autodoc shows for them), by name."""
+    return {name: text for (owner, name), text in _doc_comments(cls.__module__).items()
+            if owner == cls.__qualname__}
+
+
+def _class_entries(qualname: str, cls) -> list[Entry]:
+    """The class, then its fields that carry their own ``#:`` doc comment (documented apart)."""
+    commented = _attr_docs(cls)
     init = next((vars(k)["__init__"] for k in cls.__mro__ if _ours(k) and "__init__" in vars(k)), None)
     doc = inspect.getdoc(cls) if cls.__doc__ else ""
     if init is not None and _ours(init) and init.__code__.co_filename != "<string>":
@@ -168,7 +221,9 @@ def _class_entry(qualname: str, cls) -> Entry:
         params = list(_signature_params(cls, drop_first=False))
     known = {p for p, _ in params}
     params += [(f, False) for f in _class_fields(cls) if f not in known]
-    return Entry(qualname, "class", cls, doc.strip(), tuple(params))
+    params = [(p, var) for p, var in params if p not in commented]
+    fields = [Entry(f"{qualname}.{name}", "field", cls, text) for name, text in commented.items()]
+    return [Entry(qualname, "class", cls, doc.strip(), tuple(params)), *fields]
 
 
 def _member_entries(qualname: str, cls) -> list[Entry]:
@@ -187,7 +242,8 @@ def _member_entries(qualname: str, cls) -> list[Entry]:
             elif isinstance(value, (staticmethod, classmethod)) or inspect.isfunction(value):
                 fn = value.__func__ if isinstance(value, (staticmethod, classmethod)) else value
                 drop = not isinstance(value, staticmethod)
-                entries.append(Entry(owner_name, "method", fn, _own_doc(fn), _signature_params(fn, drop), klass))
+                params = _signature_params(fn, drop)
+                entries.append(Entry(owner_name, "method", fn, _own_doc(fn), params, klass))
             # else: a field's default, a NamedTuple field getter, a class constant:
             # documented with the class (rule b) or by a ``#:`` comment.
     return entries
@@ -205,20 +261,20 @@ def _defining_module(package: str, name: str, obj) -> str | None:
             continue
         tree = ast.parse(inspect.getsource(sub))
         for node in tree.body:
-            targets = node.targets if isinstance(node, ast.Assign) else [node.target] if isinstance(node, ast.AnnAssign) else []
+            if isinstance(node, ast.Assign):
+                targets = node.targets
+            elif isinstance(node, ast.AnnAssign):
+                targets = [node.target]
+            else:
+                continue
             if any(isinstance(t, ast.Name) and t.id == name for t in targets):
                 return modname
     return None
 
 
 def _data_doc(package: str, name: str, obj) -> str:
-    from sphinx.pycode import ModuleAnalyzer
-
     modname = _defining_module(package, name, obj)
-    if modname is None:
-        return ""
-    docs = ModuleAnalyzer.for_module(modname).find_attr_docs()
-    return "\n".join(docs.get(("", name), [])).strip()
+    return "" if modname is None else _doc_comments(modname).get(("", name), "")
 
 
 @functools.cache
@@ -250,7 +306,7 @@ def public_entries() -> tuple[Entry, ...]:
             if kind == "module":
                 entries.append(Entry(key, kind, obj, inspect.getdoc(obj) or ""))
             elif kind == "class":
-                entries.append(_class_entry(key, obj))
+                entries.extend(_class_entries(key, obj))
                 entries.extend(e for e in _member_entries(key, obj) if e.qualname not in seen)
                 seen.update(e.qualname for e in entries)
             elif kind == "function":
@@ -315,7 +371,7 @@ def test_physical_arguments_state_units_and_shapes():
         if not e.doc or e.kind in ("module", "data"):
             continue
         names = [n for n, _ in e.params]
-        if e.kind == "property":
+        if e.kind in ("property", "field"):
             names = [e.qualname.rsplit(".", 1)[1]]
         problems = []
         rows = _physical_kinds(names)
@@ -335,7 +391,8 @@ def test_physical_arguments_state_units_and_shapes():
 # Sphinx's Python-domain roles and the directives napoleon writes (``.. attribute::`` for an
 # Attributes section...), unknown to plain docutils: the roles become literals, the directives
 # containers whose content is parsed, so that RST errors inside them are still found.
-_SPHINX_ROLES = ("func", "class", "meth", "attr", "mod", "data", "exc", "obj", "const", "ref", "doc", "term", "any")
+_SPHINX_ROLES = ("func", "class", "meth", "attr", "mod", "data", "exc", "obj", "const", "ref", "doc", "term",
+                 "any")
 _SPHINX_DIRECTIVES = ("attribute", "method", "function", "class", "data", "exception", "property",
                       "seealso", "versionadded", "versionchanged", "deprecated", "todo")
 
@@ -378,7 +435,7 @@ def _rst_problems(e: Entry) -> list[str]:
 
     # As docs/conf.py configures napoleon (both styles on, NumPy first as in napoleon itself).
     config = Config(napoleon_google_docstring=True, napoleon_numpy_docstring=True, napoleon_use_rtype=False)
-    what = {"property": "attribute", "data": "data"}.get(e.kind, e.kind)
+    what = {"property": "attribute", "field": "attribute", "data": "data"}.get(e.kind, e.kind)
     lines = e.doc.splitlines()
     lines = NumpyDocstring(lines, config, what=what, name=e.qualname).lines()
     lines = GoogleDocstring(lines, config, what=what, name=e.qualname).lines()

@@ -74,6 +74,15 @@ def _is_stack(path: Path) -> bool:
 def list_inputs(source) -> _Input:
     """What a survey input holds: a stack, a directory, a text file listing files, or a list of paths.
 
+    Args:
+        source: a path (an HDF5 stack, a directory of spectrum files, one
+            spectrum file, or a text file with one path per line, ``#``
+            comments, relative to the list) or a list of paths.
+
+    Returns:
+        A record with ``kind`` (``"stack"`` or ``"files"``), ``path`` (the
+        stack), ``files`` (absolute paths) and ``n`` (number of spectra).
+
     Raises:
         ValueError: the input does not exist, or a directory/list has no spectrum files.
     """
@@ -346,8 +355,10 @@ def fit_spectra(files, *, model=None, resolution=None, unnormalized=None, bic_th
     Args:
         files: a path or a list of paths (any format :func:`jaxspec.io.read_spectrum` reads),
             a directory, or a text file listing files.
-        model, resolution, unnormalized, bic_threshold, read_options, **fit_options: as
-            :func:`run_survey`.
+        model, unnormalized, bic_threshold, read_options: as :func:`run_survey`.
+        resolution: resolving power lambda / FWHM for every spectrum (a scalar); None: each
+            spectrum's own, as :func:`run_survey`.
+        **fit_options: options of :func:`jaxspec.fit_binary`, as :func:`run_survey`.
 
     Returns:
         The results table (``astropy.table.Table``, one row per file; files that could not be
@@ -447,9 +458,10 @@ def run_survey(
         model: spectral model: None (the bundled default), an emulator file
             (:meth:`jaxspec.Emulator.save`), or a model object (saved to the
             work directory for Dask workers when it is an Emulator).
-        resolution: resolving power for every spectrum; None uses each
-            spectrum's own (stack column/attribute or what the file format
-            states), and no LSF where none is known.
+        resolution: resolving power lambda / FWHM for every spectrum (a
+            scalar); None uses each spectrum's own (the stack's (N,) column
+            or attribute, or what the file format states), and no LSF where
+            none is known.
         chunk_size: spectra per chunk (the unit of work, of resuming and of
             progress).
         workers: Dask worker processes on this machine (a ``LocalCluster``);

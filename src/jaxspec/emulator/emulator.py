@@ -289,7 +289,7 @@ class Emulator:
 
     @property
     def flux_offset(self):
-        """Scalar or (n_pix,) offset added to the network output (normalized flux units)."""
+        """Scalar or (n_pix,) offset added to the network output, in the output's flux units."""
         return self._flux_offset
 
     @property
@@ -394,7 +394,8 @@ class Emulator:
                 to :attr:`dtype`.
 
         Returns:
-            (n_pix,) continuum-normalized flux on :attr:`wave`. Labels outside ``label_bounds``
+            (n_pix,) flux on :attr:`wave` (continuum-normalized, unless the
+            network predicts unnormalized flux). Labels outside ``label_bounds``
             are handled by :attr:`range_policy`.
 
         Raises:
@@ -424,7 +425,8 @@ class Emulator:
                 label units (teff [K], logg and feh [dex], ...).
 
         Returns:
-            (n_spec, n_pix) continuum-normalized flux on :attr:`wave`.
+            (n_spec, n_pix) flux on :attr:`wave` (continuum-normalized, unless
+            the network predicts unnormalized flux).
 
         Raises:
             ValueError: as :meth:`flux`; the message names the offending spectrum.

@@ -327,7 +327,9 @@ def load_phoenix_grid(
         label_names: the labels to return, a subset of ``teff``, ``logg``, ``feh``, ``alpha_fe``.
         out: if given, the HDF5 path the grid is written to (:func:`write_grid`; the file
             list and normalization settings are stored as extra attributes).
-        window_kms, quantile: passed to :func:`continuum_normalize`.
+        window_kms, quantile: passed to :func:`continuum_normalize`: the width of the
+            normalization windows [km/s] (default 300) and the flux quantile of the upper
+            envelope in each (default 0.95).
 
     Returns:
         ``(labels (N, L) float64, flux (N, P) float32, wave (P,) float64, label_names)``.

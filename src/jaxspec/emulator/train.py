@@ -87,14 +87,18 @@ def make_training_set(
 
     Args:
         model: a spectral model with ``flux_batch`` (e.g. :class:`jaxspec.LineListGenerator`).
-        labels: (N, L) labels.
+        labels: (N, L) labels in the model's ``label_names`` order and units
+            (teff [K], logg and feh [dex], ...).
         bin_pixels: average this many model pixels into one (flux-conserving;
             the generator resolves lines at 1 km/s, an emulator needs fewer pixels).
         chunk: spectra per compiled call.
+        batch_size: spectra per step inside a call (the model's
+            ``flux_batch(..., batch_size=)``).
 
     Returns:
-        ``(flux (N, P'), wave (P',))``: binned flux and the mean wavelength of
-        each bin (uniform in ln lambda again).
+        ``(flux (N, P'), wave (P',))``: binned continuum-normalized flux and
+        the geometric mean vacuum wavelength [A] of each bin (uniform in ln
+        lambda again); model pixels beyond a multiple of ``bin_pixels`` are dropped.
     """
     labels = np.asarray(labels, dtype=np.float64)
     if bin_pixels < 1:
@@ -113,7 +117,18 @@ def make_training_set(
 
 
 def write_grid(path, labels, flux, wave, label_names) -> None:
-    """Write a training grid in the HDF5 schema of this module."""
+    """Write a training grid in the HDF5 schema of this module.
+
+    Args:
+        path: HDF5 file to create (overwritten).
+        labels: (N, L) labels in label units (teff [K], logg and feh [dex], ...).
+        flux: (N, P) continuum-normalized flux (stored gzip-compressed, as given).
+        wave: (P,) vacuum wavelengths [A], increasing.
+        label_names: L names, the columns of ``labels``.
+
+    Raises:
+        ValueError: inconsistent shapes or bad wavelengths.
+    """
     import h5py
 
     labels, flux = np.asarray(labels), np.asarray(flux)
@@ -134,6 +149,14 @@ def write_grid(path, labels, flux, wave, label_names) -> None:
 
 def read_grid(path):
     """Read a training grid: ``(labels (N, L), flux (N, P), wave (P,), label_names)``.
+
+    Args:
+        path: an HDF5 file written by :func:`write_grid` (or
+            :func:`~jaxspec.emulator.load_phoenix_grid`).
+
+    Returns:
+        Labels in label units, continuum-normalized flux, vacuum wavelengths
+        [A] and the tuple of L label names.
 
     Raises:
         ValueError: unreadable file, a missing dataset or attribute, or
@@ -165,8 +188,9 @@ class TrainingReport:
     """What :func:`train_emulator` measured.
 
     Attributes:
-        val_rms: rms of (emulator - truth) over the validation spectra and pixels.
-        val_p99_per_pixel: (P,) 99th percentile of |emulator - truth| per pixel.
+        val_rms: rms of ``emulator - truth`` over the validation spectra and
+            pixels (flux units: normalized flux for a normalized grid).
+        val_p99_per_pixel: (P,) 99th percentile of ``|emulator - truth|`` per pixel.
         best_step: step of the kept parameters.
         steps: steps run.
         history: list of (step, train rms, validation rms).
@@ -204,7 +228,12 @@ def train_emulator(
     """Train an MLP emulator on (labels, flux) with optax.
 
     Args:
-        labels: (N, L); flux: (N, P); wave: (P,) vacuum [A]; label_names: L names.
+        labels: (N, L) training labels in label units (teff [K], logg and
+            feh [dex], ...), columns in ``label_names`` order.
+        flux: (N, P) training flux, normally continuum-normalized (the
+            emulator predicts the same units).
+        wave: (P,) vacuum wavelengths [A], increasing.
+        label_names: L label names.
         label_bounds: (L, 2) box of the emulator (default: the labels' range);
             also sets the input scaling ``(labels - lo) / (hi - lo) - 0.5``.
         hidden, activation: MLP architecture.
@@ -338,6 +367,19 @@ def emulator_from_generator(
     model's spectra binned by ``bin_pixels``, draws an independent uniform
     validation set of ``n_val``, and trains with :func:`train_emulator`
     (``train_kwargs`` go there).
+
+    Args:
+        generator: a spectral model with ``flux_batch``, ``label_names``,
+            ``label_bounds`` and ``wave`` (e.g. :class:`jaxspec.LineListGenerator`).
+        n_train: training spectra.
+        label_bounds: (L, 2) label box in label units (teff [K], logg and feh
+            [dex], ...); default the generator's.
+        bin_pixels: model pixels averaged into one emulator pixel.
+        n_val: validation spectra (uniform draws).
+        seed: seeds the designs (validation: ``seed + 1``) and the training.
+        method: ``"sobol"``, ``"lhs"`` or ``"uniform"`` (:func:`sample_labels`).
+        **train_kwargs: passed to :func:`train_emulator` (``steps``,
+            ``hidden``, ``learning_rate``...).
 
     Returns:
         ``(emulator, TrainingReport)``.

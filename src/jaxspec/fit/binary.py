@@ -48,6 +48,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
+from jaxspec._docs import fill_doc
 from jaxspec.fit.continuum import continuum_design, projected_residual, solve_continuum
 from jaxspec.fit.lm import levenberg_marquardt
 from jaxspec.fit.result import FLAGS, BinaryFit
@@ -81,7 +82,8 @@ def prepare_spectrum(flux, wave, err=None, ivar=None):
     """Check one or a stack of spectra and turn errors into inverse variance.
 
     Args:
-        flux: (P,) or (N, P) observed flux.
+        flux: (P,) or (N, P) observed flux in any units (the continuum need
+            not be normalized).
         wave: (P,) vacuum wavelengths [A], strictly increasing, finite.
         err, ivar: 1-sigma errors or inverse variance, same shape as ``flux``
             (one of them; neither means unit weights).
@@ -708,14 +710,7 @@ _FIT_DOC_OPTIONS = """
             geometric middle of the model grid)."""
 
 
-def _with_fit_options(fn):
-    """Put the fit options shared by the fitters (``_FIT_DOC_OPTIONS``) in ``fn``'s docstring.
-
-    They replace its ``[fit options]`` line: a docstring must be a string literal, so that
-    ``"..." + _FIT_DOC_OPTIONS + "..."`` in a function body would leave ``__doc__`` None.
-    """
-    fn.__doc__ = fn.__doc__.replace("\n        [fit options]", _FIT_DOC_OPTIONS)
-    return fn
+_with_fit_options = fill_doc("fit options", _FIT_DOC_OPTIONS)
 
 
 @_with_fit_options

@@ -26,22 +26,25 @@ __all__ = ["LMResult", "levenberg_marquardt"]
 
 
 class LMResult(NamedTuple):
-    """Result of :func:`levenberg_marquardt` (a pytree).
+    """Result of :func:`levenberg_marquardt` (a pytree): ``(z, cost, n_iter, converged, jtj, finite)``.
 
-    Attributes:
-        z: (n,) solution.
-        cost: 0.5 * sum(r^2) at ``z``.
-        n_iter: iterations taken.
-        converged: whether the tolerance test was met before ``max_iter``.
-        jtj: (n, n) Gauss-Newton Hessian J^T J at ``z`` (for covariances).
-        finite: whether the cost and ``z`` are finite.
+    Its fields, in this order, are described below.
     """
 
+    # Fields carry ``#:`` doc comments instead of an Attributes section: autodoc documents a
+    # NamedTuple's fields as members, so a section would describe each twice (a Sphinx error).
+
+    #: (n,) solution.
     z: jax.Array
+    #: ``0.5 * sum(r**2)`` at ``z``.
     cost: jax.Array
+    #: Iterations taken.
     n_iter: jax.Array
+    #: Whether the tolerance test was met before ``max_iter``.
     converged: jax.Array
+    #: (n, n) Gauss-Newton Hessian ``J^T J`` at ``z`` (for covariances).
     jtj: jax.Array
+    #: Whether the cost and ``z`` are finite.
     finite: jax.Array
 
 

@@ -27,17 +27,21 @@ __all__ = ["TodcorResult", "best_peaks", "todcor", "todcor_cross"]
 
 
 class TodcorResult(NamedTuple):
-    """Output of :func:`todcor` for one template pair.
+    """Output of :func:`todcor` for one template pair: ``(rv, chi2, a, b)``.
 
-    Attributes:
-        rv: (n_rv,) velocity grid [km/s].
-        chi2: (n_rv, n_rv) chi-square over (rv_1, rv_2) with the best a, b at each point.
-        a, b: (n_rv, n_rv) the linear coefficients (a = 1/(1+k), b = k/(1+k)).
+    Its fields, in this order, are described below.
     """
 
+    # Fields carry ``#:`` doc comments instead of an Attributes section: autodoc documents a
+    # NamedTuple's fields as members, so a section would describe each twice (a Sphinx error).
+
+    #: (n_rv,) velocity grid [km/s].
     rv: jax.Array
+    #: (n_rv, n_rv) chi-square over (rv_1 rows, rv_2 columns) with the best a, b at each point.
     chi2: jax.Array
+    #: (n_rv, n_rv) weight of template 1, ``a = 1 / (1 + k)`` (k: flux ratio).
     a: jax.Array
+    #: (n_rv, n_rv) weight of template 2, ``b = k / (1 + k)``.
     b: jax.Array
 
 
@@ -76,6 +80,9 @@ def todcor_cross(aa, bb, ay, by, ab, yy, rv):
     spectra may approximate ``ab`` by an unweighted product times the mean
     weight (exact for uniform weights), which costs nothing per spectrum.
 
+    ``rv`` (the (n_rv,) velocity grid [km/s]) is not used: the grid is
+    implicit in the cross-products; it is kept for a uniform signature.
+
     Returns:
         ``(chi2, a, b)``, each (n_rv, n_rv); unphysical points (a or b <= 0)
         get at least the single-template chi-square.
@@ -95,7 +102,7 @@ def todcor_cross(aa, bb, ay, by, ab, yy, rv):
 def best_peaks(
     result: TodcorResult, n: int = 3, *, min_separation: float = 10.0, min_rv_difference: float = 0.0
 ) -> list[dict]:
-    """The ``n`` lowest-chi2 grid points that are at least ``min_separation`` km/s apart.
+    """The ``n`` lowest-chi2 points of a TODCOR ``result`` at least ``min_separation`` km/s apart.
 
     Points with ``|rv_1 - rv_2| < min_rv_difference`` are skipped: there the
     two templates blend into one line profile with a free depth scale, a

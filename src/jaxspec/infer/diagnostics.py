@@ -52,7 +52,17 @@ def _gr(x):
 
 
 def rhat(x) -> float:
-    """Rank-normalized split r_hat of (chains, draws) draws (NaN for constant or too short chains)."""
+    """Rank-normalized split r_hat of (chains, draws) draws (NaN for constant or too short chains).
+
+    Args:
+        x: (chains, draws) draws of one parameter; each chain is split in halves.
+
+    Returns:
+        The larger of the bulk and folded r_hat.
+
+    Raises:
+        ValueError: ``x`` not 2-D.
+    """
     s = _split(x)
     if _degenerate(s) or s.shape[0] < 2:
         return float("nan")
@@ -62,13 +72,33 @@ def rhat(x) -> float:
 
 
 def ess_bulk(x) -> float:
-    """Bulk effective sample size of (chains, draws) draws."""
+    """Bulk effective sample size of (chains, draws) draws.
+
+    Args:
+        x: (chains, draws) draws of one parameter (rank-normalized, chains split in halves).
+
+    Returns:
+        The ESS (NaN for constant draws).
+
+    Raises:
+        ValueError: ``x`` not 2-D.
+    """
     s = _split(x)
     return float("nan") if _degenerate(s) else _ess(_z_rank(s))
 
 
 def ess_tail(x) -> float:
-    """Tail effective sample size: the smaller ESS of the 5 % and 95 % quantile indicators."""
+    """Tail effective sample size: the smaller ESS of the 5 % and 95 % quantile indicators.
+
+    Args:
+        x: (chains, draws) draws of one parameter (chains split in halves).
+
+    Returns:
+        The ESS (NaN for constant draws).
+
+    Raises:
+        ValueError: ``x`` not 2-D.
+    """
     s = _split(x)
     if _degenerate(s):
         return float("nan")

@@ -43,6 +43,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
+from jaxspec._docs import fill_doc
 from jaxspec.fit.binary import _get_fitter, _options, fit_binary, fit_binary_batch, prepare_spectrum
 from jaxspec.fit.continuum import solve_continuum
 from jaxspec.infer.init import MAX_OPTIMA, initial_state
@@ -409,14 +410,7 @@ _DOC_ARGS = """
             the sampler uses the same model."""
 
 
-def _with_sample_args(fn):
-    """Put the arguments shared by the samplers (``_DOC_ARGS``) in ``fn``'s docstring.
-
-    They replace its ``[sampler arguments]`` line: a docstring must be a string literal, so that
-    ``"..." + _DOC_ARGS + "..."`` in a function body would leave ``__doc__`` None.
-    """
-    fn.__doc__ = fn.__doc__.replace("\n        [sampler arguments]", _DOC_ARGS)
-    return fn
+_with_sample_args = fill_doc("sampler arguments", _DOC_ARGS)
 
 
 @_with_sample_args
@@ -664,7 +658,9 @@ def sample_binary_batch(flux, wave, err=None, ivar=None, model=None, fits=None, 
     modes, flags), and continues on its own while they fail (``max_samples``).
 
     Args:
-        flux: (N, P) observed flux; wave: (P,); err / ivar: (N, P).
+        flux: (N, P) observed flux (continuum need not be normalized); wave:
+            (P,) vacuum wavelengths [A]; err / ivar: (N, P) 1-sigma errors or
+            inverse variances.
         fits: a batch :class:`~jaxspec.fit.BinaryFit` of these spectra (default:
             :func:`jaxspec.fit_binary_batch` is run).
         chain_method: ``"auto"``, ``"threads"``, ``"vectorized"`` or ``"sequential"`` (above).

@@ -274,8 +274,9 @@ def read_fits_table(path, hdu=None, *, wave=None, flux=None, err=None, ivar=None
 
     Returns
     -------
-    Spectrum (wavelengths sorted increasing, vacuum Angstrom; ``resolution`` None). This covers
-    SDSS/BOSS ``spec-*.fits`` (COADD: loglam, flux, ivar, and_mask; VACUUM = T).
+    Spectrum (wavelengths sorted increasing, vacuum Angstrom; flux in the units of the column, not
+    converted; ``resolution`` None). This covers SDSS/BOSS ``spec-*.fits`` (COADD: loglam, flux,
+    ivar, and_mask; VACUUM = T).
 
     Raises
     ------

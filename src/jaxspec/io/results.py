@@ -198,7 +198,8 @@ def read_results(path, *, format: str | None = None):
         format: astropy format name; default from the extension (:data:`FORMATS`).
 
     Returns:
-        The table, with the parameters' units (``dex`` restored for FITS).
+        The table, with the parameters' units (``dex``, which FITS cannot
+        spell, restored).
     """
     from astropy.table import Table
 

@@ -92,9 +92,15 @@ def fit_velocity(
     parabola through the three best points.
 
     Args:
-        model_flux: (n_model,) rest-frame model flux on ``generator.wave``.
+        model_flux: (n_model,) rest-frame normalized model flux on ``generator.wave``.
+        generator: the :class:`~jaxspec.LineListGenerator` whose grid ``model_flux`` is on.
         wave_obs, flux_obs, ivar: (n_obs,) observed vacuum wavelengths [A],
             normalized flux and inverse variance (None = uniform).
+        vsini: projected rotation [km/s] applied to the model (None: none).
+        resolution: instrument resolving power lambda / FWHM applied to the
+            model (None: no LSF).
+        rv_range: ``(low, high)`` scanned velocities [km/s] (default +-5).
+        rv_step: scan step [km/s] (default 0.05).
 
     Returns:
         (rv [km/s], chi2 at rv).

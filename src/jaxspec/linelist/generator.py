@@ -106,9 +106,13 @@ class LineListGenerator:
     Lines of species without a partition function or a solar abundance (for
     example Tc I) are left out; ``line_index`` lists the lines that are used.
 
+    The grid and the label box are the properties :attr:`wave` ((n_pix,)
+    vacuum wavelengths [A]) and :attr:`label_bounds`.
+
     Attributes:
-        wave: (n_pix,) float64 vacuum wavelengths [A].
-        label_names, label_bounds: see :class:`jaxspec.spectral_model.SpectralModel`.
+        label_names: see :class:`jaxspec.spectral_model.SpectralModel`.
+        params: the :class:`GeneratorParams` in use.
+        pixel_kms: the grid step [km/s].
         linelist: the lines used (those that can reach the grid, with atomic
             data), sorted by wavelength.
         line_index: their indices into the ``linelist`` argument.
@@ -250,7 +254,7 @@ class LineListGenerator:
 
     @property
     def label_bounds(self) -> np.ndarray:
-        """(n_labels, 2) lower and upper bounds of the labels."""
+        """(n_labels, 2) lower and upper bounds of the labels, in ``label_names`` order and label units."""
         return self._bounds
 
     @property

@@ -229,7 +229,8 @@ def resample(flux, resampler: Resampler) -> jax.Array:
     """Linearly interpolate ``flux`` from the model grid onto the observed grid.
 
     Args:
-        flux: shape (..., P_model), on the resampler's model grid.
+        flux: shape (..., P_model), in any units (interpolation is linear),
+            on the resampler's model grid.
         resampler: from :func:`make_resampler`.
 
     Returns:

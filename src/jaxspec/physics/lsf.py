@@ -91,7 +91,8 @@ def gaussian_broadening(flux, sigma_kms, dlnlam: float, *, sigma_max_kms: float)
     function stays traceable); the kernel spans +-5 ``sigma_max_kms``.
 
     Args:
-        flux: shape (..., P), on a grid uniform in ln(lambda).
+        flux: shape (..., P), in any units (a linear convolution, kernel
+            normalized to 1), on a grid uniform in ln(lambda).
         sigma_kms: Gaussian standard deviation [km/s], scalar (may be traced;
             ``|sigma_kms|`` used).
         dlnlam: grid step in ln(lambda) (static).
@@ -121,7 +122,8 @@ def apply_lsf(flux, resolution, dlnlam: float, *, min_resolution: float = 2000.0
     widest LSF, the one at ``min_resolution``.
 
     Args:
-        flux: shape (..., P), on a grid uniform in ln(lambda).
+        flux: shape (..., P), in any units (a linear convolution, kernel
+            normalized to 1), on a grid uniform in ln(lambda).
         resolution: resolving power R, scalar. ``None`` or ``inf`` means no
             broadening (``flux`` returned unchanged, as an array). A traced
             value below ``min_resolution`` is clipped to it.

@@ -138,7 +138,8 @@ def rotational_broadening(
     """Broaden spectra by rotation: :func:`convolve_same` with :func:`rotation_kernel`.
 
     Args:
-        flux: shape (..., P), on a grid uniform in ln(lambda) with step
+        flux: shape (..., P), in any units (a linear convolution, kernel
+            normalized to 1), on a grid uniform in ln(lambda) with step
             ``dlnlam``; edges are extended with their edge values.
         vsini: projected rotational velocity [km/s], scalar (``|vsini|`` used,
             clipped to ``vsini_max``); vmap for one per spectrum.
