@@ -122,6 +122,33 @@ def _calibration(d):
     return rows
 
 
+def _epochs(d):
+    rows = []
+    s = d.get("spectra")
+    if s:
+        q = s["q_within_0.05_for_k_sum_ge_40"]
+        rows += [
+            (f"multi-epoch: q within 0.05, K1 + K2 >= 40 km/s ({q['n']} binaries, 3-6 epochs, S/N {s['snr']:g})",
+             f"{q['fraction']:.3f} (median q error {s['q_err_median_for_k_sum_ge_40']:.3f})", ">= 0.90"),
+            ("multi-epoch: per-epoch rv |fit - truth| / sigma <= 3", _frac(s["rv_pull_le_3"]["fraction"]), ">= 0.97"),
+        ]
+    o = d.get("orbits")
+    if o:
+        rows.append((f"orbits, >= 8 epochs well sampled in phase (n = {o['n']}): period within 1 %",
+                     _frac(o["period_within_1pct"]["fraction"]), ">= 0.80"))
+        po = o.get("posterior")
+        if po:
+            rows.append((f"orbit posteriors (n = {po['n']}): 68 % coverage of K1 / K2 / q",
+                         f"{po['coverage_68_k1']:.2f} / {po['coverage_68_k2']:.2f} / {po['coverage_68_q']:.2f}",
+                         "0.60-0.76"))
+    sp = d.get("speed")
+    if sp and "skipped" not in sp:
+        rows.append((f"joint fit of 4 epochs x {sp['n_pixels']:,} px (binspec network): fits per second per core, "
+                     "time against 4 separate fits", f"{sp['joint_fits_per_second_per_core']:.2f}, "
+                     f"{sp['joint_over_separate']:.2f}x", ""))
+    return rows
+
+
 # record file -> (what it measures, extractor, command that makes it)
 KNOWN = {
     "recovery_default.json": (_recovery, "bench_recovery.py --model default --n 200 --n-single 200"),
@@ -135,6 +162,7 @@ KNOWN = {
     "information_default.json": (_information, "bench_information.py"),
     "memory.json": (_memory, "bench_memory.py"),
     "survey.json": (_survey, "bench_survey.py --n 10000"),
+    "epochs.json": (_epochs, "bench_epochs.py"),
     "calibration_default_combined.json": (_calibration, "bench_calibration.py --combine ..."),
 }
 

@@ -7,8 +7,8 @@
   velocity without knowing the period.
 * :func:`keplerian_rv`: both stars' velocities on an orbit (jitted, differentiable; Kepler's
   equation by a fixed number of Newton steps).
-* :func:`fit_orbit`: a period search (a two-harmonic least-squares periodogram of both stars'
-  velocities combined through q and gamma) followed by batched Levenberg-Marquardt fits of
+* :func:`fit_orbit`: a period search (a Keplerian periodogram of both stars' velocities
+  combined through q and gamma: eccentricity and phase on a grid, the rest solved linearly) followed by batched Levenberg-Marquardt fits of
   the full orbit from a grid of starts at every periodogram peak; distinct periods whose best
   chi2 lies within ``delta_chi2`` of the best are reported as modes.
 * :func:`sample_orbit`: NumPyro NUTS posteriors of the orbit, chains started in every mode,
@@ -69,25 +69,34 @@ class MassRatio:
                 f"{self.gamma_err:.3f} km/s, chi2={self.chi2:.2f} for {self.n - 2} dof)")
 
 
-def _york(x, sx, y, sy, n_iter=100, tol=1e-12):
-    """York et al. (2004) best straight line y = a + b x, uncorrelated errors; (a, b, cov, S)."""
+def _york(x, sx, y, sy, r=None, n_iter=100, tol=1e-12):
+    """York et al. (2004) best straight line y = a + b x with errors sx, sy correlated by r
+    (per point; None = uncorrelated); returns (a, b, cov of (a, b), S)."""
     wx, wy = 1.0 / sx**2, 1.0 / sy**2
+    r = np.zeros_like(x) if r is None else np.asarray(r, dtype=np.float64)
+    al = np.sqrt(wx * wy)
     b = np.polyfit(x, y, 1, w=np.sqrt(wy))[0]
-    for _ in range(n_iter):
-        w = wx * wy / (wx + b * b * wy)
-        xb, yb = np.sum(w * x) / np.sum(w), np.sum(w * y) / np.sum(w)
+
+    def weights(b):
+        return wx * wy / (wx + b * b * wy - 2.0 * b * r * al)
+
+    def betas(b, w, xb, yb):
         u, v = x - xb, y - yb
-        beta = w * (u / wy + b * v / wx)
-        b_new = np.sum(w * beta * v) / np.sum(w * beta * u)
+        return w * (u / wy + b * v / wx - (b * u + v) * r / al)
+
+    for _ in range(n_iter):
+        w = weights(b)
+        xb, yb = np.sum(w * x) / np.sum(w), np.sum(w * y) / np.sum(w)
+        beta = betas(b, w, xb, yb)
+        b_new = np.sum(w * beta * (y - yb)) / np.sum(w * beta * (x - xb))
         done = abs(b_new - b) <= tol * (1.0 + abs(b))
         b = b_new
         if done:
             break
-    w = wx * wy / (wx + b * b * wy)
+    w = weights(b)
     xb, yb = np.sum(w * x) / np.sum(w), np.sum(w * y) / np.sum(w)
     a = yb - b * xb
-    beta = w * ((x - xb) / wy + b * (y - yb) / wx)
-    xa = xb + beta
+    xa = xb + betas(b, w, xb, yb)
     xab = np.sum(w * xa) / np.sum(w)
     var_b = 1.0 / np.sum(w * (xa - xab) ** 2)
     var_a = 1.0 / np.sum(w) + xab**2 * var_b
@@ -96,7 +105,7 @@ def _york(x, sx, y, sy, n_iter=100, tol=1e-12):
     return float(a), float(b), cov, s
 
 
-def mass_ratio(rv_1, err_1, rv_2, err_2) -> MassRatio:
+def mass_ratio(rv_1, err_1, rv_2, err_2, corr=None) -> MassRatio:
     """Mass ratio and systemic velocity from per-epoch velocity pairs (the Wilson plot).
 
     Fits ``rv_1 = gamma (1 + q) - q rv_2`` with errors in both velocities (York et al. 2004;
@@ -105,6 +114,8 @@ def mass_ratio(rv_1, err_1, rv_2, err_2) -> MassRatio:
     Args:
         rv_1, err_1: (E,) velocities of star 1 and 1-sigma errors [km/s].
         rv_2, err_2: (E,) velocities of star 2 and errors [km/s].
+        corr: (E,) correlation coefficient of each epoch's rv_1 and rv_2 errors (a joint
+            spectral fit gives one: blended lines correlate the two velocities); None = 0.
 
     Returns:
         :class:`MassRatio`.
@@ -114,10 +125,13 @@ def mass_ratio(rv_1, err_1, rv_2, err_2) -> MassRatio:
             that do not change between epochs (no slope to fit).
     """
     arrs = [np.asarray(a, dtype=np.float64).ravel() for a in (rv_1, err_1, rv_2, err_2)]
+    arrs.append(np.zeros_like(arrs[0]) if corr is None else np.asarray(corr, dtype=np.float64).ravel())
     if len({a.size for a in arrs}) != 1:
-        raise ValueError(f"rv_1, err_1, rv_2, err_2 must have one length, got {[a.size for a in arrs]}")
+        raise ValueError(f"rv_1, err_1, rv_2, err_2 (and corr) must have one length, got {[a.size for a in arrs]}")
     ok = np.all([np.isfinite(a) for a in arrs], axis=0)
-    v1, s1, v2, s2 = (a[ok] for a in arrs)
+    v1, s1, v2, s2, rho = (a[ok] for a in arrs)
+    if np.any(np.abs(rho) >= 1.0):
+        raise ValueError("corr must lie in (-1, 1)")
     if v1.size < 3:
         raise ValueError(f"the mass ratio needs >= 3 epochs with finite velocities and errors, got {v1.size}")
     if np.any(s1 <= 0) or np.any(s2 <= 0):
@@ -125,7 +139,7 @@ def mass_ratio(rv_1, err_1, rv_2, err_2) -> MassRatio:
     if np.ptp(v2) <= 3.0 * np.median(s2):
         raise ValueError(f"rv_2 spans only {np.ptp(v2):.2f} km/s over the epochs (errors "
                          f"{np.median(s2):.2f} km/s): no slope to measure q from")
-    a, b, cov, s = _york(v2, s2, v1, s1)
+    a, b, cov, s = _york(v2, s2, v1, s1, rho)
     q = -b
     gamma = a / (1.0 - b)
     grad = np.array([1.0 / (1.0 - b), a / (1.0 - b) ** 2])
@@ -293,19 +307,34 @@ def _orbit_residual(u, t, v1, w1, v2, w2, t_ref):
     return jnp.concatenate([(r1 - v1) * w1, (r2 - v2) * w2, wall[None]])
 
 
+_GRID_E = (0.0, 0.3, 0.55, 0.75, 0.88)
+_GRID_PHASE = 12
+
+
 @jax.jit
 def _periodogram(freq, t, y, w):
-    """chi2 of a two-harmonic + offset least-squares fit at each frequency (weights w = 1/sigma^2)."""
+    """Keplerian periodogram: for every frequency and every cell of a grid of eccentricity and
+    mean anomaly at t = 0, the velocity curve is linear in (offset, K cos omega, K sin omega), so
+    chi2 follows from a 3 x 3 weighted least-squares solve (the nonlinear parameters brute-forced,
+    the linear ones solved, as in The Joker, Price-Whelan et al. 2017). Star 2's rows hold
+    ``-q (rv_2 - gamma)``, which follow star 1's curve.
 
-    def one(f):
-        ph = 2.0 * jnp.pi * f * t
-        a = jnp.stack([jnp.ones_like(t), jnp.cos(ph), jnp.sin(ph), jnp.cos(2 * ph), jnp.sin(2 * ph)], axis=1)
+    Returns ``(chi2 (n_f, n_e, n_phase), coef (n_f, n_e, n_phase, 3))``.
+    """
+    es = jnp.asarray(_GRID_E, t.dtype)
+    m0 = jnp.arange(_GRID_PHASE, dtype=t.dtype) * (2.0 * jnp.pi / _GRID_PHASE)
+
+    def one(f, e, phase):
+        ea = solve_kepler(2.0 * jnp.pi * f * t + phase, e, n_iter=6)  # grid cells: 6 steps suffice
+        nu = 2.0 * jnp.arctan2(jnp.sqrt(1.0 + e) * jnp.sin(0.5 * ea), jnp.sqrt(1.0 - e) * jnp.cos(0.5 * ea))
+        a = jnp.stack([jnp.ones_like(t), jnp.cos(nu) + e, jnp.sin(nu)], axis=1)
         aw = a * w[:, None]
-        coef = jnp.linalg.solve(a.T @ aw + 1e-9 * jnp.eye(5), aw.T @ y)
+        coef = jnp.linalg.solve(a.T @ aw + 1e-9 * jnp.eye(3, dtype=t.dtype), aw.T @ y)
         r = y - a @ coef
         return jnp.sum(w * r * r), coef
 
-    return jax.vmap(one)(freq)
+    fn = jax.vmap(jax.vmap(jax.vmap(one, (None, None, 0)), (None, 0, None)), (0, None, None))
+    return fn(freq, es, m0)
 
 
 @jax.jit
@@ -320,15 +349,17 @@ def _fit_starts(u0, t, v1, w1, v2, w2, t_ref):
     return jax.vmap(one)(u0)
 
 
-def fit_orbit(t, rv_1, err_1, rv_2, err_2, *, period_range=None, n_peaks: int = 8, delta_chi2: float = 9.0,
+def fit_orbit(t, rv_1, err_1, rv_2, err_2, *, period_range=None, n_peaks: int = 12, delta_chi2: float = 9.0,
               period_tol: float = 0.01, oversample: float = 10.0) -> OrbitFit:
     """Fit a Keplerian orbit to both stars' velocities (an SB2 orbit).
 
     The period is searched on a frequency grid (``oversample`` points per 1 / baseline) with a
-    two-harmonic least-squares periodogram of ``rv_1 - gamma`` and ``-q (rv_2 - gamma)``
-    (q and gamma from :func:`mass_ratio`); from each of the ``n_peaks`` lowest distinct
-    periodogram minima, Levenberg-Marquardt fits the seven orbital parameters from 16 starts
-    (e in {0.1, 0.5}, omega in 4 quadrants, 2 phases), all in one vmapped, jitted program.
+    Keplerian periodogram of ``rv_1 - gamma`` and ``-q (rv_2 - gamma)`` (q and gamma from
+    :func:`mass_ratio`): at each frequency the best of a grid of eccentricities (0-0.88) and
+    periastron phases (12), the semi-amplitude, omega and an offset solved linearly. From each of
+    the ``n_peaks`` lowest distinct periodogram minima, Levenberg-Marquardt fits the seven orbital
+    parameters from that frequency's 8 best grid cells (each also with half its eccentricity),
+    all in one vmapped, jitted program.
 
     Args:
         t: (E,) times [d] (MJD or BJD, one kind throughout).
@@ -374,9 +405,10 @@ def fit_orbit(t, rv_1, err_1, rv_2, err_2, *, period_range=None, n_peaks: int = 
     tt = np.concatenate([t, np.zeros(npad), t, np.zeros(npad)])
     y = np.concatenate([y[:ne], np.zeros(npad), y[ne:], np.zeros(npad)])
     w = np.concatenate([w[:ne], np.zeros(npad), w[ne:], np.zeros(npad)])
-    chi, coef = (np.asarray(a)[:nf] for a in _periodogram(jnp.asarray(fpad), jnp.asarray(tt), jnp.asarray(y),
-                                                            jnp.asarray(w)))
-    # lowest local minima, at least 1 / baseline apart in frequency
+    chi3, coef = (np.asarray(a)[:nf] for a in _periodogram(jnp.asarray(fpad), jnp.asarray(tt), jnp.asarray(y),
+                                                             jnp.asarray(w)))
+    chi = chi3.reshape(nf, -1).min(axis=1)
+    # lowest local minima, at least 1 / (2 baseline) apart in frequency
     loc = np.flatnonzero((chi <= np.roll(chi, 1)) & (chi <= np.roll(chi, -1)))
     loc = loc[np.argsort(chi[loc])]
     peaks = []
@@ -386,17 +418,21 @@ def fit_orbit(t, rv_1, err_1, rv_2, err_2, *, period_range=None, n_peaks: int = 
         if len(peaks) == n_peaks:
             break
     starts = []
+    n_phase = _GRID_PHASE
     for i in peaks:
         period = 1.0 / freq[i]
-        amp = float(np.hypot(coef[i, 1], coef[i, 2]))
-        k1 = max(amp, 1.0)
-        for e in (0.1, 0.5):
-            for omega in (0.0, 0.5 * np.pi, np.pi, 1.5 * np.pi):
-                for dphase in (0.0, np.pi):
-                    # the first harmonic's phase places the velocity maximum; periastron starts there
-                    tmax = -math.atan2(coef[i, 2], coef[i, 1]) / (2 * np.pi * freq[i])
-                    tp = tmax + dphase / (2 * np.pi * freq[i])
-                    starts.append(_to_u((period, e, omega, tp, k1, k1 / q, gamma), 0.0))
+        # the 8 best (e, mean anomaly) cells of this frequency, with their linear solution
+        cells = np.argsort(chi3[i].ravel())[:8]
+        for c in cells:
+            ie, ip = divmod(int(c), n_phase)
+            e = max(_GRID_E[ie], 0.02)
+            phase = ip * 2.0 * np.pi / n_phase
+            off, ca, cb = coef[i, ie, ip]
+            k1 = max(float(np.hypot(ca, cb)), 0.5)
+            omega = math.atan2(-cb, ca)
+            tp = -phase * period / (2.0 * np.pi)
+            for ee in (e, 0.5 * e + 0.01):
+                starts.append(_to_u((period, ee, omega, tp, k1, k1 / q, gamma + off), 0.0))
     starts += [starts[-1]] * (16 * n_peaks - len(starts))
     u0 = jnp.asarray(np.stack(starts))
     zero = np.zeros(npad)
@@ -473,13 +509,15 @@ class OrbitPosterior:
         return "\n".join(lines)
 
 
-def _numpyro_model(t, v1, s1, v2, s2, mask, t_ref, lp_lo, lp_hi):
+def _numpyro_model(t, v1, s1, v2, s2, mask, t_ref, lp0):
     import numpyro
     import numpyro.distributions as dist
 
-    # ln P in a window around the mode (so that a chain stays in its mode), phase, sqrt(e)
-    # (cos omega, sin omega) uniform in the unit disk (e uniform), ln K uniform, gamma flat.
-    lp = numpyro.sample("ln_period", dist.Uniform(lp_lo, lp_hi))
+    # ln P in a window of +-0.03 around the mode's lp0 (so that a chain stays in its mode), phase,
+    # sqrt(e) (cos omega, sin omega) uniform in the unit disk (e uniform), ln K uniform, gamma flat.
+    # Every support is fixed: the sampler is compiled once and reused with other data (jit_model_args),
+    # and NumPyro maps samples to the constrained space with the first run's supports.
+    lp = lp0 + numpyro.sample("d_ln_period", dist.Uniform(-0.03, 0.03))
     phase = numpyro.sample("phase", dist.Uniform(-2 * jnp.pi, 2 * jnp.pi))
     h = numpyro.sample("h", dist.Uniform(-1.0, 1.0))
     k = numpyro.sample("k", dist.Uniform(-1.0, 1.0))
@@ -491,6 +529,21 @@ def _numpyro_model(t, v1, s1, v2, s2, mask, t_ref, lp_lo, lp_hi):
     r1, r2 = keplerian_rv(t, *_from_u(u, t_ref))
     ll = -0.5 * jnp.sum(mask * (((r1 - v1) / s1) ** 2 + ((r2 - v2) / s2) ** 2))
     numpyro.factor("rv", ll)
+
+
+_MCMC: dict = {}
+
+
+def _orbit_mcmc(npad, num_warmup, num_samples, num_chains, progress):
+    """One NUTS sampler per (padded epochs, settings): later systems reuse its compiled program."""
+    from numpyro.infer import MCMC, NUTS
+
+    key = (npad, num_warmup, num_samples, num_chains, progress)
+    if key not in _MCMC:
+        kernel = NUTS(_numpyro_model, target_accept_prob=0.9, dense_mass=True)
+        _MCMC[key] = MCMC(kernel, num_warmup=num_warmup, num_samples=num_samples, num_chains=num_chains,
+                          chain_method="sequential", progress_bar=progress, jit_model_args=True)
+    return _MCMC[key]
 
 
 def sample_orbit(t, rv_1, err_1, rv_2, err_2, *, fit: OrbitFit | None = None, num_warmup: int = 500,
@@ -505,7 +558,9 @@ def sample_orbit(t, rv_1, err_1, rv_2, err_2, *, fit: OrbitFit | None = None, nu
     padded size share one compiled sampler.
 
     Args:
-        t, rv_1, err_1, rv_2, err_2: as for :func:`fit_orbit`.
+        t: (E,) times [d] (MJD or BJD, one kind throughout).
+        rv_1, err_1, rv_2, err_2: (E,) velocities and 1-sigma errors [km/s], as for
+            :func:`fit_orbit`.
         fit: an :class:`OrbitFit` of the same data (default: :func:`fit_orbit`).
         num_warmup, num_samples, num_chains: NUTS settings per mode.
         max_modes: modes sampled.
@@ -517,7 +572,7 @@ def sample_orbit(t, rv_1, err_1, rv_2, err_2, *, fit: OrbitFit | None = None, nu
         :class:`OrbitPosterior`.
     """
     from numpyro.diagnostics import effective_sample_size, split_gelman_rubin
-    from numpyro.infer import MCMC, NUTS, init_to_value
+    from numpyro.infer.util import unconstrain_fn
 
     t, v1, s1, v2, s2 = _prepare(t, rv_1, err_1, rv_2, err_2)
     fit = fit_orbit(t, v1, s1, v2, s2, **fit_kwargs) if fit is None else fit
@@ -531,20 +586,28 @@ def sample_orbit(t, rv_1, err_1, rv_2, err_2, *, fit: OrbitFit | None = None, nu
     t = t - fit.t_ref
     data = dict(t=padded(t, t[0]), v1=padded(v1, 0.0), s1=padded(s1, 1.0), v2=padded(v2, 0.0),
                 s2=padded(s2, 1.0), mask=padded(np.ones(n), 0.0))
+    mcmc = _orbit_mcmc(npad, num_warmup, num_samples, num_chains, progress)
     modes = []
     for m in range(min(max_modes, len(fit.modes))):
         mode = fit.modes[m]
         p = mode["params"]
         u = _to_u((p["period"], p["e"], p["omega"], p["tp"] - fit.t_ref, p["k1"], p["k2"], p["gamma"]), 0.0)
-        init = dict(zip(("ln_period", "phase", "h", "k", "ln_k1", "ln_k2", "gamma"), map(float, u), strict=True))
+        init = dict(zip(("d_ln_period", "phase", "h", "k", "ln_k1", "ln_k2", "gamma"), map(float, u), strict=True))
         init["phase"] = float(np.mod(init["phase"] + np.pi, 2 * np.pi) - np.pi)
-        lp0 = init["ln_period"]
-        kernel = NUTS(_numpyro_model, init_strategy=init_to_value(values=init), target_accept_prob=0.9,
-                      dense_mass=True)
-        mcmc = MCMC(kernel, num_warmup=num_warmup, num_samples=num_samples, num_chains=num_chains,
-                    chain_method="sequential", progress_bar=progress, jit_model_args=True)
-        mcmc.run(jax.random.PRNGKey(seed + m), **data, t_ref=0.0, lp_lo=lp0 - 0.03, lp_hi=lp0 + 0.03)
+        lp0 = init["d_ln_period"]
+        init["d_ln_period"] = 0.0
+        kwargs = dict(**data, t_ref=0.0, lp0=lp0)
+        z0 = unconstrain_fn(_numpyro_model, (), kwargs, init)
+        # Chains start a little apart (0.02 in the unconstrained space) so that r_hat means
+        # something; not in period and phase, where over a long baseline 0.02 is many sigma and
+        # a neighbouring alias.
+        jit_rng = np.random.default_rng(seed + m)
+        z0 = {k: jnp.asarray(float(v) + (0.0 if k in ("d_ln_period", "phase") else 0.02)
+                             * jit_rng.normal(size=num_chains) * (np.arange(num_chains) > 0))
+              for k, v in z0.items()}
+        mcmc.run(jax.random.PRNGKey(seed + m), init_params=z0, **kwargs)
         g = mcmc.get_samples(group_by_chain=True)
+        g["ln_period"] = lp0 + g["d_ln_period"]
         u_s = jnp.stack([g[k] for k in ("ln_period", "phase", "h", "k", "ln_k1", "ln_k2", "gamma")], axis=-1)
         period, e, omega, tp, k1, k2, gamma = (np.asarray(x, np.float64) for x in _from_u(u_s, 0.0))
         tp = tp + fit.t_ref

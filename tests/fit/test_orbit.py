@@ -125,6 +125,7 @@ def test_fit_orbit_bad_input():
         fit_orbit(t, v, s, -v, s, period_range=(5.0, 1.0))
 
 
+@pytest.mark.heavy
 def test_sample_orbit_posterior_brackets_the_truth_and_converges():
     rng = np.random.default_rng(4)
     truth, *data = _system(rng, n_epochs=12)
@@ -144,3 +145,25 @@ def test_plot_wilson(tmp_path):
     fig = plot_wilson(v1, np.ones(6), v2, np.ones(6), path=tmp_path / "wilson.png")
     assert (tmp_path / "wilson.png").stat().st_size > 1000
     assert fig.axes[0].get_xlabel().startswith("rv")
+
+
+def test_mass_ratio_with_correlated_velocity_errors_is_honest():
+    # Blended lines correlate an epoch's two velocities; the York line with r_i keeps q honest.
+    rng = np.random.default_rng(1)
+    pulls, pulls_ignored = [], []
+    for _ in range(300):
+        q, gamma = rng.uniform(0.3, 1.0), rng.uniform(-50, 50)
+        v2 = gamma + rng.uniform(-40, 40, 5)
+        v1 = gamma - q * (v2 - gamma)
+        s1, s2, rho = rng.uniform(0.5, 1.5, 5), rng.uniform(0.5, 2.0, 5), rng.uniform(0.5, 0.9, 5)
+        z1, z0 = rng.normal(size=5), rng.normal(size=5)
+        e1 = s1 * z1
+        e2 = s2 * (rho * z1 + np.sqrt(1 - rho**2) * z0)
+        r = mass_ratio(v1 + e1, s1, v2 + e2, s2, corr=rho)
+        r0 = mass_ratio(v1 + e1, s1, v2 + e2, s2)
+        pulls.append((r.q - q) / r.q_err)
+        pulls_ignored.append((r0.q - q) / r0.q_err)
+    assert abs(np.std(pulls) - 1.0) < 0.15
+    assert np.std(pulls_ignored) > np.std(pulls)  # ignoring the correlation misstates the error
+    with pytest.raises(ValueError, match="corr"):
+        mass_ratio([1.0, 2.0, 3.0], [1, 1, 1], [5.0, 15.0, 25.0], [1, 1, 1], corr=[0.0, 1.0, 0.0])

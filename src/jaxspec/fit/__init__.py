@@ -1,6 +1,7 @@
 """Gradient fitting: fit_binary / fit_single / fit_binary_batch, and the LM, continuum and TODCOR pieces."""
 
 from jaxspec.fit.binary import BIC_THRESHOLD, fit_binary, fit_binary_batch, fit_single, prepare_spectrum
+from jaxspec.fit.epochs import EPOCH_FLAGS, EpochFit, fit_binary_epochs
 from jaxspec.fit.continuum import continuum_design, find_segments, solve_continuum
 from jaxspec.fit.lm import LMResult, levenberg_marquardt
 from jaxspec.fit.result import FLAGS, BinaryFit, flag_messages
@@ -9,6 +10,9 @@ from jaxspec.fit.todcor import TodcorResult, best_peaks, todcor, todcor_cross
 __all__ = [
     "BIC_THRESHOLD",
     "BinaryFit",
+    "EPOCH_FLAGS",
+    "EpochFit",
+    "fit_binary_epochs",
     "FLAGS",
     "LMResult",
     "fit_binary",

@@ -157,13 +157,26 @@ class EpochFit:
 
         Returns:
             :class:`jaxspec.orbit.MassRatio` from :func:`jaxspec.orbit.mass_ratio` on the used
-            epochs.
+            epochs, with the correlation of each epoch's two velocities (:attr:`rv_correlation`).
         """
         from jaxspec.orbit import mass_ratio
 
         u = self.used
         return mass_ratio(self.params["rv_1"][u], self.errors["rv_1"][u],
-                          self.params["rv_2"][u], self.errors["rv_2"][u])
+                          self.params["rv_2"][u], self.errors["rv_2"][u], corr=self.rv_correlation[u])
+
+    @property
+    def rv_correlation(self) -> np.ndarray:
+        """(E,) correlation of each epoch's rv_1 and rv_2 errors, from the joint covariance (NaN
+        for masked epochs)."""
+        out = np.full(self.n_epochs, np.nan)
+        idx = {n: i for i, n in enumerate(self.joint_names)}
+        for k in range(self.n_epochs):
+            i, j = idx.get(f"rv_1[{k}]"), idx.get(f"rv_2[{k}]")
+            if i is not None and j is not None:
+                c = self.covariance
+                out[k] = c[i, j] / np.sqrt(c[i, i] * c[j, j])
+        return out
 
     def summary(self) -> str:
         """A few lines: shared parameters, per-epoch velocities, chi2 and the model comparison."""
@@ -310,7 +323,9 @@ class _Joint:
         return np.log(u) - np.log1p(-u)
 
     def values(self, z):
-        s = 1.0 / (1.0 + np.exp(-np.asarray(z, dtype=np.float64)))
+        from scipy.special import expit
+
+        s = expit(np.asarray(z, dtype=np.float64))
         return self.lo + (self.hi - self.lo) * s, (self.hi - self.lo) * s * (1.0 - s)
 
     def __call__(self, z0s, d, w):
