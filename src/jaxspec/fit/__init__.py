@@ -1,10 +1,19 @@
 """Gradient fitting: fit_binary / fit_single / fit_binary_batch, and the LM, continuum and TODCOR pieces."""
 
-from jaxspec.fit.binary import BIC_THRESHOLD, fit_binary, fit_binary_batch, fit_single, prepare_spectrum
+from jaxspec.fit.binary import (
+    BIC_THRESHOLD,
+    MODE_DELTA_CHI2,
+    TEMPLATE_VSINI,
+    fit_binary,
+    fit_binary_batch,
+    fit_single,
+    local_fits,
+    prepare_spectrum,
+)
 from jaxspec.fit.epochs import EPOCH_FLAGS, EpochFit, fit_binary_epochs
 from jaxspec.fit.continuum import continuum_design, find_segments, solve_continuum
 from jaxspec.fit.lm import LMResult, levenberg_marquardt
-from jaxspec.fit.result import FLAGS, BinaryFit, flag_messages
+from jaxspec.fit.result import FLAGS, WARNINGS, BinaryFit, flag_messages
 from jaxspec.fit.todcor import TodcorResult, best_peaks, todcor, todcor_cross
 
 __all__ = [
@@ -15,6 +24,10 @@ __all__ = [
     "fit_binary_epochs",
     "FLAGS",
     "LMResult",
+    "MODE_DELTA_CHI2",
+    "TEMPLATE_VSINI",
+    "WARNINGS",
+    "local_fits",
     "fit_binary",
     "fit_binary_batch",
     "fit_single",

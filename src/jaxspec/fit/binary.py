@@ -60,6 +60,18 @@ __all__ = ["BIC_THRESHOLD", "chi2_at", "fit_binary", "fit_binary_batch", "fit_si
 
 #: Default delta BIC (``bic_single - bic_binary``) above which a fit calls a spectrum a binary.
 BIC_THRESHOLD = 10.0
+#: vsini [km/s] of the TODCOR templates (each at every template temperature).
+TEMPLATE_VSINI = (15.0, 50.0, 100.0)
+#: A second basin (another pair of velocities) within this chi2 of the best sets the
+#: ``ambiguous`` warning of :data:`~jaxspec.fit.result.FLAGS`.
+MODE_DELTA_CHI2 = 10.0
+#: Restarts from the rv profile's lowest other local minima (see ``_Fitter._fit_one``, step 7).
+N_PROFILE_RESTARTS = 1
+#: A restart runs where the profile's other minimum is below the best's own cell + max(a, b * chi2).
+PROFILE_GATE = (100.0, 0.02)
+#: Two basins are mirrors (one solution, stars named the other way) when their velocity pairs
+#: are swapped within 12 km/s and their temperatures within this [K].
+MIRROR_TEFF = 300.0
 _FITTERS: dict = {}
 _MAX_FITTERS = 8
 
@@ -186,7 +198,12 @@ class _Fitter:
         self.dtype = jnp.result_type(float)
         rv = np.arange(-opts.rv_range, opts.rv_range + 0.5 * opts.rv_step, opts.rv_step)
         self.rv = rv
-        self.pairs = list(itertools.combinations_with_replacement(range(len(self.teffs)), 2))
+        vsinis = [self._start_value("vsini_1")] if spec["vsini_1"].fixed is not None else list(
+            TEMPLATE_VSINI)
+        grid = list(itertools.product(self.teffs, vsinis))
+        self.t_teff = np.array([g[0] for g in grid])
+        self.t_vsini = np.array([g[1] for g in grid])
+        self.pairs = list(itertools.combinations_with_replacement(range(len(grid)), 2))
         # the binary model's own copy (restricted to the pixels the observed ones see)
         self.model_leaves, self.model_def = jax.tree_util.tree_flatten(self.bm.model)
         self._model_is_tree = all(isinstance(x, (jax.Array, np.ndarray)) for x in self.model_leaves)
@@ -196,6 +213,7 @@ class _Fitter:
         # iterations stop when it converges; vmapped, every start would run as long as the
         # slowest, and a CPU gains nothing from the wider arrays. On accelerators: vmap.
         self._sequential = jax.default_backend() == "cpu"
+        self._extra = {}  # other compiled programs of this fitter (local_fits)
 
     def _lanes(self, fn, zs):
         return jax.lax.map(fn, zs) if self._sequential else jax.vmap(fn)(zs)
@@ -210,14 +228,20 @@ class _Fitter:
         return {"rv": 0.0, "vsini": 15.0, "flux_ratio": 0.3}[stem]
 
     def _templates(self, model):
-        """Line depths 1 - T of each template temperature shifted to every grid velocity, (n_t, n_rv, P)."""
+        """Line depths 1 - T of each template shifted to every grid velocity, (n_t, n_rv, P).
+
+        Templates are every pair of the template temperatures and :data:`TEMPLATE_VSINI`
+        (one vsini, the start value, when vsini_1 is fixed): a star rotating at 60 km/s
+        correlates poorly with a narrow-lined template, and a blend of two narrow templates
+        then mimics it better than the right pair of velocities does."""
         bm = self.bm.with_fixed(flux_ratio=0.0)
         spec = bm.spec
         out = []
-        for t in self.teffs:
+        for t, vs in zip(self.t_teff, self.t_vsini, strict=True):
             theta = {n: jnp.asarray(self._start_value(n), self.dtype) for n in spec.names}
             if "teff_1" in theta:
                 theta["teff_1"] = jnp.asarray(t, self.dtype)
+            theta["vsini_1"] = jnp.asarray(vs, self.dtype)
             for n in spec.names:
                 if spec[n].fixed is not None:
                     theta[n] = jnp.asarray(spec[n].fixed, self.dtype)
@@ -256,7 +280,7 @@ class _Fitter:
         return spec.to_unconstrained(sw)
 
     # -------------------------------------------------------------- one spectrum (traced)
-    def _theta_start(self, spec, t1, t2, rv1, rv2, q):
+    def _theta_start(self, spec, t1, t2, rv1, rv2, q, v1=None, v2=None):
         th = {}
         for n in spec.names:
             if spec[n].fixed is not None:
@@ -267,8 +291,8 @@ class _Fitter:
             th["teff_1"] = t1
         if "teff_2" in th and spec["teff_2"].fixed is None:
             th["teff_2"] = t2
-        for n, v in (("rv_1", rv1), ("rv_2", rv2), ("flux_ratio", q)):
-            if spec[n].fixed is None:
+        for n, v in (("rv_1", rv1), ("rv_2", rv2), ("flux_ratio", q), ("vsini_1", v1), ("vsini_2", v2)):
+            if v is not None and spec[n].fixed is None:
                 th[n] = v
         return th
 
@@ -282,7 +306,8 @@ class _Fitter:
             bm, sbm = self.bm, self.sbm
         spec, sspec = bm.spec, sbm.spec
         dt = d.dtype
-        teffs = jnp.asarray(self.teffs, dt)
+        teffs = jnp.asarray(self.t_teff, dt)
+        vsinis = jnp.asarray(self.t_vsini, dt)
         n_good = jnp.sum(w > 0)
 
         # 1. first-order continuum
@@ -316,34 +341,27 @@ class _Fitter:
             k = cb[p, i, j] / ca[p, i, j]
             sw_ = k > 1.0
             ta, tb = teffs[i1[p]], teffs[i2[p]]
+            va, vb = vsinis[i1[p]], vsinis[i2[p]]
             r1, r2 = rv[i], rv[j]
             starts.append(self._theta_start(
                 spec,
                 jnp.where(sw_, tb, ta), jnp.where(sw_, ta, tb),
                 jnp.where(sw_, r2, r1), jnp.where(sw_, r1, r2),
-                jnp.clip(jnp.where(sw_, 1.0 / k, k), 0.02, 0.98)))
+                jnp.clip(jnp.where(sw_, 1.0 / k, k), 0.02, 0.98),
+                jnp.where(sw_, vb, va), jnp.where(sw_, va, vb)))
             near = ((jnp.abs(rv[:, None] - r1) < sep) & (jnp.abs(rv[None, :] - r2) < sep)) | (
                 (jnp.abs(rv[:, None] - r2) < sep) & (jnp.abs(rv[None, :] - r1) < sep))
             score = jnp.where(near[None], jnp.inf, score)
 
-        sw = jnp.sqrt(w)
-
-        def scaled(m):
-            cont, _ = solve_continuum(m, d, w, design)
-            return sw * (m * cont - d)
-
         def residual_fn(model_, sp):
-            return lambda z: scaled(model_.flux(sp.from_unconstrained(z)))
+            return _objective(model_, sp, d, w, design)[0]
 
         def linearize_fn(model_, sp):
-            # The model's block-structured Jacobian, mapped to z, then through the continuum solve.
-            def lin(z):
-                m, jt = model_.flux_and_jacobian(sp.from_unconstrained(z))
-                return projected_residual(m, jt * _dvdz(sp, z)[:, None], d, w, design)
-            return lin
+            return _objective(model_, sp, d, w, design)[1]
 
         # 3. single star
-        s_start = self._theta_start(sspec, teffs[it], teffs[it], rv[ir], rv[ir], jnp.asarray(0.0, dt))
+        s_start = self._theta_start(sspec, teffs[it], teffs[it], rv[ir], rv[ir], jnp.asarray(0.0, dt),
+                                    vsinis[it])
         sfit = levenberg_marquardt(residual_fn(sbm, sspec), sspec.to_unconstrained(s_start),
                                    max_iter=opts.max_iter, ftol=opts.ftol,
                                    linearize_fn=linearize_fn(sbm, sspec))
@@ -375,7 +393,8 @@ class _Fitter:
         for _ in range(opts.n_secondary_starts):
             t, r = jnp.unravel_index(jnp.argmin(score1), score1.shape)
             k = cb1[t, r] / ca1[t, r]
-            th = self._theta_start(spec, teffs[0], teffs[t], s_theta["rv_1"], rv[r], jnp.clip(k, 0.02, 0.98))
+            th = self._theta_start(spec, teffs[0], teffs[t], s_theta["rv_1"], rv[r], jnp.clip(k, 0.02, 0.98),
+                                   None, vsinis[t])
             th.update(comp1)
             if spec["flux_ratio"].fixed is None:
                 th["flux_ratio"] = jnp.clip(k, 0.02, 0.98)
@@ -414,10 +433,103 @@ class _Fitter:
         polished = self._lanes(lambda z: lm(z, max_iter=opts.max_iter), zp)
         fits = jax.tree_util.tree_map(
             lambda all_, pol: jnp.concatenate([all_.at[order[:2]].set(pol[:2]), pol[2:]]), fits, polished)
+        order_polished = order[:2]
+        cost = jnp.where(fits.finite, fits.cost, jnp.inf)
+        order = jnp.argsort(cost)
+        b0 = fits.z[order[0]]
+
+        # 7. The rv profile of the best solution: chi2 over the whole (rv_1, rv_2) grid with the
+        # labels and vsini held, the two stars' weights solved linearly (TODCOR with the fitted
+        # stars as templates) and the continuum held at the best fit's. Its lowest other local
+        # minima (cells no higher than their 8 neighbours, away from the best pair) are fitted
+        # from there; a better basin found so replaces the best, and every distinct basin is a
+        # mode of the result.
+        psep = max(3.0 * opts.rv_step, 12.0)
+        restarts = []
+        if spec["rv_1"].fixed is None and spec["rv_2"].fixed is None:
+            theta0 = spec.from_unconstrained(b0)
+            prv = templates["rv"][::2]  # the profile on every other TODCOR velocity: 4x cheaper
+            f1, f2 = bm.velocity_grid(theta0, prv)
+            m0 = bm.flux(theta0)
+            cb, _ = solve_continuum(m0, d, w, design)
+            cb = jnp.where(jnp.abs(cb) > 1e-6, cb, 1.0)
+            yb = 1.0 - d / cb
+            wb = w * cb**2
+            pa, pb = 1.0 - f1, 1.0 - f2
+            paw, pbw = pa * wb, pb * wb
+            pchi, pw1, pw2 = todcor_cross(jnp.sum(paw * pa, 1), jnp.sum(pbw * pb, 1), paw @ yb, pbw @ yb,
+                                         paw @ pb.T, jnp.sum(wb * yb * yb), prv)
+            ok = (pw1 > 0) & (pw2 > 0) & swap_ok[::2, ::2] & jnp.isfinite(pchi)
+            pchi = jnp.where(ok, pchi, jnp.inf)
+            padded = jnp.pad(pchi, 1, constant_values=jnp.inf)
+            n_rv = prv.shape[0]
+            neigh = jnp.stack([padded[1 + di:1 + di + n_rv, 1 + dj:1 + dj + n_rv]
+                               for di in (-1, 0, 1) for dj in (-1, 0, 1) if di or dj])
+            local_min = jnp.isfinite(pchi) & jnp.all(pchi[None] <= neigh, axis=0)
+            own = (jnp.abs(prv[:, None] - theta0["rv_1"]) < psep) & (jnp.abs(prv[None, :] - theta0["rv_2"]) < psep)
+            cand = jnp.where(local_min & ~own, pchi, jnp.inf)
+            # a restart runs only where the profile comes within PROFILE_GATE of the best's own
+            # cell (profile chi2 are upper bounds of their basins' minima, labels held)
+            own_chi = jnp.min(jnp.where(own, pchi, jnp.inf))
+            own_chi = jnp.where(jnp.isfinite(own_chi), own_chi, 2.0 * fits.cost[order[0]])
+            gate = own_chi + jnp.maximum(PROFILE_GATE[0], PROFILE_GATE[1] * own_chi)
+            gates = []
+            for _ in range(N_PROFILE_RESTARTS):
+                i, j = jnp.unravel_index(jnp.argmin(cand), cand.shape)
+                k = pw2[i, j] / pw1[i, j]
+                sw_ = k > 1.0  # the star at prv[j] is the brighter: it becomes star 1
+                th = dict(theta0)
+                for n in spec.names:
+                    if n.endswith("_1") and n[:-2] + "_2" in th:
+                        v1_, v2_ = theta0[n], theta0[n[:-2] + "_2"]
+                        th[n], th[n[:-2] + "_2"] = jnp.where(sw_, v2_, v1_), jnp.where(sw_, v1_, v2_)
+                th["rv_1"], th["rv_2"] = jnp.where(sw_, prv[j], prv[i]), jnp.where(sw_, prv[i], prv[j])
+                if spec["flux_ratio"].fixed is None:
+                    th["flux_ratio"] = jnp.clip(jnp.where(sw_, 1.0 / jnp.maximum(k, 1e-3), k), 0.02, 0.98)
+                restarts.append(self._kick(spec, spec.to_unconstrained(th)))
+                gates.append(cand[i, j] < gate)
+                cand = jnp.where((jnp.abs(prv[:, None] - prv[i]) < psep) & (jnp.abs(prv[None, :] - prv[j]) < psep),
+                                 jnp.inf, cand)
+        if restarts:
+            # a gated-off lane returns the best solution unchanged (a duplicate basin)
+            best_fit = jax.tree_util.tree_map(lambda x: x[order[0]], fits)
+
+            def restart(args):
+                z, go = args
+                return jax.lax.cond(go, lambda: lm(z, max_iter=max(opts.max_iter // 2, 1)), lambda: best_fit)
+
+            refits = self._lanes(restart, (jnp.stack(restarts), jnp.stack(gates)))
+            fits = jax.tree_util.tree_map(lambda a_, r_: jnp.concatenate([a_, r_]), fits, refits)
         cost = jnp.where(fits.finite, fits.cost, jnp.inf)
         order = jnp.argsort(cost)
         best = order[0]
         fits = fits._replace(n_iter=fits.n_iter.at[best].add(opts.explore_iter))
+        # distinct basins: converged lanes (the polished and the restarted ones; the explore
+        # lanes stopped after a few iterations) sorted by chi2, a lane dropped where a better
+        # one has both velocities within psep of it
+        vals = jax.vmap(lambda zz: _stack(spec, spec.from_unconstrained(zz)))(fits.z)
+        i_rv1, i_rv2 = spec.names.index("rv_1"), spec.names.index("rv_2")
+        n_explore = z0.shape[0]
+        lane = jnp.arange(cost.shape[0])
+        done = (lane >= n_explore) | jnp.isin(lane, order_polished)
+        mc = jnp.where(done, cost, jnp.inf)
+        mo = jnp.argsort(mc)
+        r1, r2, mc = vals[mo, i_rv1], vals[mo, i_rv2], mc[mo]
+        close = (jnp.abs(r1[:, None] - r1[None, :]) < psep) & (jnp.abs(r2[:, None] - r2[None, :]) < psep)
+        # the mirror of a better basin (stars and their labels swapped, as for near-equal stars
+        # at flux ratio ~1) is the same physical solution, not a second basin
+        mirror = (jnp.abs(r1[:, None] - r2[None, :]) < psep) & (jnp.abs(r2[:, None] - r1[None, :]) < psep)
+        if "teff_1" in spec.names and "teff_2" in spec.names:
+            t1, t2 = vals[mo, spec.names.index("teff_1")], vals[mo, spec.names.index("teff_2")]
+            mirror = mirror & (jnp.abs(t1[:, None] - t2[None, :]) < MIRROR_TEFF) & (
+                jnp.abs(t2[:, None] - t1[None, :]) < MIRROR_TEFF)
+        close = close | mirror
+        dup = jnp.any(jnp.tril(close, -1) & jnp.isfinite(mc)[None, :], axis=1)
+        mode = jnp.isfinite(mc) & ~dup
+        mkey = jnp.where(mode, mc, jnp.inf)
+        mo2 = jnp.argsort(mkey)
+        modes_values = vals[mo][mo2]
+        modes_chi2 = 2.0 * mkey[mo2]
         z = fits.z[best]
         theta = spec.from_unconstrained(z)
 
@@ -437,6 +549,8 @@ class _Fitter:
             "single_finite": sfit.finite,
             "local_values": jax.vmap(lambda zz: _stack(spec, spec.from_unconstrained(zz)))(fits.z[order]),
             "local_chi2": 2.0 * fits.cost[order],
+            "modes_values": modes_values,
+            "modes_chi2": modes_chi2,
             "n_good": n_good,
         }
         m = bm.flux(theta)
@@ -543,6 +657,14 @@ class _Fitter:
         flag |= np.where(~raw["single_converged"], FLAGS["single_not_converged"], 0)
         flag |= np.where(~single_finite, FLAGS["single_non_finite"], 0)
         flag |= np.where(too_few, FLAGS["too_few_pixels"], 0)
+        # modes: distinct basins of the binary fit (other velocity pairs), best first
+        modes_chi2 = np.where(too_few[:, None], np.inf, raw["modes_chi2"].astype(np.float64))
+        n_modes = np.sum(np.isfinite(modes_chi2), axis=1)
+        with np.errstate(invalid="ignore"):
+            runner_up = modes_chi2[:, 1] - modes_chi2[:, 0]
+        runner_up = np.where(n_modes >= 2, runner_up, np.inf)
+        ambiguous = runner_up <= MODE_DELTA_CHI2
+        flag |= np.where(ambiguous, FLAGS["ambiguous"], 0)
         bad = too_few[:, None]
 
         def cols(arr, nm):
@@ -577,6 +699,11 @@ class _Fitter:
             flag=pick(flag),
             local_params=pick_dict(cols(raw["local_values"], names)),
             local_chi2=pick(raw["local_chi2"].astype(np.float64)),
+            modes={"chi2": pick(modes_chi2), **{k: pick(np.where(np.isfinite(modes_chi2), v, np.nan))
+                                                for k, v in cols(raw["modes_values"], names).items()}},
+            n_modes=pick(n_modes),
+            runner_up_delta_chi2=pick(runner_up),
+            ambiguous=pick(ambiguous),
             n_pixels=pick(n_good),
             wave=self.bm.wave,
             flux=pick(raw["data"]) if "data" in raw else None,
@@ -587,6 +714,80 @@ class _Fitter:
         return BinaryFit(**fields, names=names, free=free, units=tuple(spec[n].unit for n in names),
                          ref_wave=self.bm.ref_wave, flux_ratio_mode=self.opts.flux_ratio_mode,
                          bic_threshold=float(bic_threshold))
+
+
+def _objective(bm, spec, d, w, design):
+    """``(residual(z), linearize(z))`` of one spectrum for Levenberg-Marquardt: the weighted
+    residual with the continuum solved linearly, and the model's block-structured Jacobian
+    mapped to the unconstrained z and through the continuum solve."""
+    sw = jnp.sqrt(w)
+
+    def residual(z):
+        m = bm.flux(spec.from_unconstrained(z))
+        cont, _ = solve_continuum(m, d, w, design)
+        return sw * (m * cont - d)
+
+    def linearize(z):
+        m, jt = bm.flux_and_jacobian(spec.from_unconstrained(z))
+        return projected_residual(m, jt * _dvdz(spec, z)[:, None], d, w, design)
+
+    return residual, linearize
+
+
+def local_fits(starts: dict, flux, wave, err=None, ivar=None, model=None, resolution=None, *,
+               unnormalized=None, max_iter: int = 60, **options) -> dict:
+    """Levenberg-Marquardt from given starts on one spectrum, each to convergence.
+
+    The local step of :func:`fit_binary` without its global search: e.g. for an exhaustive
+    reference search (a start in every cell of a velocity grid) against which the global
+    search is checked (``benchmarks/bench_stress.py``).
+
+    Args:
+        starts: ``{name: (S,) array}`` for every parameter of the binary model (values
+            outside the bounds are clipped 0.1 % inside).
+        flux: (P,) observed flux of one spectrum.
+        wave: (P,) vacuum wavelengths [A].
+        err, ivar: (P,) 1-sigma errors or inverse variance (one of them).
+        model: spectral model (default :func:`jaxspec.default_model`).
+        resolution: instrument resolving power R (a number or (P,) per pixel; None = no LSF).
+        unnormalized, options: as :func:`fit_binary`.
+        max_iter: iterations per start.
+
+    Returns:
+        ``{name: (S,) array}`` of the solutions with ``"chi2"`` (S,) and ``"converged"`` (S,).
+    """
+    if model is None:
+        from jaxspec.emulator.default import default_model
+
+        model = default_model()
+    flux, wave, ivar = prepare_spectrum(flux, wave, err, ivar)
+    opts = _options(model, **options)
+    fitter = _get_fitter(model, wave, resolution, opts, unnormalized)
+    spec = fitter.bm.spec
+    missing = [n for n in spec.names if n not in starts]
+    if missing:
+        raise ValueError(f"starts lacks {missing}")
+    key = ("local_fits", int(max_iter))
+    run = fitter._extra.get(key)
+    if run is None:
+        design = jnp.asarray(fitter.design_np, fitter.dtype)
+
+        def one(z, d, w):
+            res, lin = _objective(fitter.bm, spec, d, w, design)
+            f = levenberg_marquardt(res, z, max_iter=max_iter, ftol=opts.ftol, linearize_fn=lin)
+            return _stack(spec, spec.from_unconstrained(f.z)), 2.0 * f.cost, f.converged
+
+        run = fitter._extra[key] = jax.jit(lambda zs, d, w: jax.lax.map(lambda z: one(z, d, w), zs))
+    lo = np.array([spec[n].lower for n in spec.names])
+    hi = np.array([spec[n].upper for n in spec.names])
+    th = np.stack([np.atleast_1d(np.asarray(starts[n], np.float64)) for n in spec.names], axis=-1)
+    th = np.clip(th, lo + 1e-3 * (hi - lo), hi - 1e-3 * (hi - lo))
+    zs = jax.vmap(lambda t: spec.to_unconstrained({n: t[i] for i, n in enumerate(spec.names)}))(
+        jnp.asarray(th, fitter.dtype))
+    vals, chi2, conv = run(zs, jnp.asarray(flux, fitter.dtype), jnp.asarray(ivar, fitter.dtype))
+    out = {n: np.asarray(vals[:, i], np.float64) for i, n in enumerate(spec.names)}
+    out.update(chi2=np.asarray(chi2, np.float64), converged=np.asarray(conv, bool))
+    return out
 
 
 def _with_model(bm, model):

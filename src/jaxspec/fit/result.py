@@ -14,7 +14,7 @@ import dataclasses
 import jax
 import numpy as np
 
-__all__ = ["BinaryFit", "FLAGS", "flag_messages"]
+__all__ = ["BinaryFit", "FLAGS", "WARNINGS", "flag_messages"]
 
 #: Bit flags of ``BinaryFit.flag``, ``{name: bit}`` (0 = all well; :func:`flag_messages` spells
 #: a value out): 1-16 are set by the fit, 32-128 by survey runs for spectra not fitted.
@@ -28,7 +28,11 @@ FLAGS = {
     "read_error": 32,  # the file or row could not be read (corrupt, unknown layout)
     "rejected": 64,  # bad input: outside the model's wavelengths, all pixels masked, wrong shape, ...
     "fit_error": 128,  # the fit raised an error
+    # warnings: the fit is usable, but read it with care (``ok`` ignores these bits)
+    "ambiguous": 256,  # another pair of velocities fits within MODE_DELTA_CHI2 (10) of the best
 }
+#: Bits of :data:`FLAGS` that are warnings, not failures: :attr:`BinaryFit.ok` ignores them.
+WARNINGS = FLAGS["ambiguous"]
 
 
 def flag_messages(flag: int) -> str:
@@ -41,7 +45,8 @@ _META = ("names", "free", "units", "ref_wave", "flux_ratio_mode", "bic_threshold
 _DATA = (
     "params", "errors", "covariance", "chi2", "dof", "n_iter", "converged", "at_bound",
     "single_params", "single_errors", "single_chi2", "delta_chi2", "bic_single", "bic_binary",
-    "is_binary", "flag", "local_params", "local_chi2", "n_pixels",
+    "is_binary", "flag", "local_params", "local_chi2", "modes", "n_modes", "runner_up_delta_chi2",
+    "ambiguous", "n_pixels",
     "wave", "flux", "ivar", "model", "model_1", "model_2", "continuum",
 )
 
@@ -75,6 +80,18 @@ class BinaryFit:
         local_params, local_chi2: the solution and chi-square reached from
             each start ((..., n_starts) arrays per name), sorted by chi2: the
             distinct local optima a sampler may start from.
+        modes: the distinct basins of the binary fit, best first: ``{"chi2": (..., M),
+            name: (..., M)}`` for every parameter; a basin is a converged local fit
+            whose velocity pair differs from every better one by more than 12 km/s (3
+            TODCOR steps) in rv_1 or rv_2; unused slots hold chi2 = inf and NaN values.
+            The basins come from the polished starts and from restarts at the lowest
+            other minima of the best fit's rv profile (chi2 over the whole (rv_1, rv_2)
+            grid with everything else held).
+        n_modes: number of basins found.
+        runner_up_delta_chi2: chi2 of the second basin minus the best's (inf if one).
+        ambiguous: the runner-up is within 10 in chi2 (``MODE_DELTA_CHI2``): the data
+            do not decide between two velocity pairs; also the ``ambiguous`` warning
+            bit of ``flag`` (which :attr:`ok` ignores).
         n_pixels: usable (unmasked) pixels.
         wave, flux, ivar: the data ((P,) wave; flux and ivar as fitted, with
             masked pixels at ivar = 0).
@@ -104,6 +121,10 @@ class BinaryFit:
     flag: np.ndarray
     local_params: dict
     local_chi2: np.ndarray
+    modes: dict
+    n_modes: np.ndarray
+    runner_up_delta_chi2: np.ndarray
+    ambiguous: np.ndarray
     n_pixels: np.ndarray
     wave: np.ndarray | None
     flux: np.ndarray | None
@@ -150,8 +171,8 @@ class BinaryFit:
 
     @property
     def ok(self):
-        """True where no flag is set."""
-        return np.asarray(self.flag) == 0
+        """True where no flag is set (warnings such as ``ambiguous`` aside)."""
+        return (np.asarray(self.flag) & ~WARNINGS) == 0
 
     @property
     def flag_message(self):
@@ -178,7 +199,8 @@ class BinaryFit:
                 out[f"single_{n}"] = conv(self.single_params[n])
                 out[f"single_{n}_err"] = conv(self.single_errors[n])
         for k in ("chi2", "dof", "n_iter", "converged", "single_chi2", "delta_chi2", "bic_single",
-                  "bic_binary", "is_binary", "flag", "n_pixels"):
+                  "bic_binary", "is_binary", "n_modes", "runner_up_delta_chi2", "ambiguous", "flag",
+                  "n_pixels"):
             out[k] = conv(getattr(self, k))
         out["flag_message"] = self.flag_message
         return out
@@ -206,6 +228,13 @@ class BinaryFit:
                      f"{float(self.single_chi2):.1f}; delta_chi2 {float(self.delta_chi2):.1f}; "
                      f"delta BIC {float(self.bic_single - self.bic_binary):.1f}; "
                      f"is_binary {bool(self.is_binary)}")
+        n_modes = int(self.n_modes)
+        if n_modes > 1:
+            rv1, rv2, c2 = (np.asarray(self.modes[k]) for k in ("rv_1", "rv_2", "chi2"))
+            others = "; ".join(f"rv {rv1[m]:.1f} / {rv2[m]:.1f} km/s at +{c2[m] - c2[0]:.1f}"
+                               for m in range(1, min(n_modes, 4)))
+            lines.append(f"{n_modes} basins (velocity pairs): {others}"
+                         + ("  AMBIGUOUS" if bool(self.ambiguous) else ""))
         if int(self.flag):
             lines.append(f"FLAG: {self.flag_message}")
         return "\n".join(lines)

@@ -329,6 +329,10 @@ class BinaryModel:
         """Star i on the model grid: rotation and (scalar resolution) the LSF as one convolution,
         then the Doppler shift. Convolutions and the shift (a 2-tap interpolation at a constant
         offset) commute, so this equals rotating, shifting and then convolving the sum."""
+        return self._shift_segments(self._rest(theta, i), theta[f"rv_{i}"])
+
+    def _rest(self, theta, i):
+        """Star i on the model grid, rotated and convolved but not shifted (rv 0)."""
         f = self.model.flux(self.labels(theta, i))
         rotate = self.spec[f"vsini_{i}"].fixed != 0.0
         kernel = None
@@ -341,7 +345,7 @@ class BinaryModel:
 
         if kernel is not None:
             f = self._per_segment(f, lambda seg, a, b: convolve_same(seg, kernel))
-        return self._shift_segments(f, theta[f"rv_{i}"])
+        return f
 
     def _shift_segments(self, f, rv):
         """Doppler shift, segment by segment: as :func:`~jaxspec.physics.doppler_shift` (linear
@@ -376,6 +380,27 @@ class BinaryModel:
             ``self.model.wave`` [A], not yet weighted by the flux ratio.
         """
         return self._star(theta, 1), self._star(theta, 2)
+
+    def velocity_grid(self, theta: dict, rv):
+        """Each star at every velocity of a grid, everything else held at ``theta``.
+
+        What a two-dimensional cross-correlation with the fitted stars as templates needs:
+        the rotation, LSF and model evaluation happen once per star, only the shift per
+        velocity.
+
+        Args:
+            theta: ``{name: value}`` of every parameter of :attr:`spec`.
+            rv: (n_rv,) velocities [km/s].
+
+        Returns:
+            ``(F_1, F_2)``: two (n_rv, n_obs) normalized spectra on the observed pixels,
+            not weighted by the flux ratio.
+        """
+        out = []
+        for i in (1, 2):
+            f = self._rest(theta, i)
+            out.append(jax.vmap(lambda v, f=f: self._observe(self._shift_segments(f, v)))(jnp.asarray(rv)))
+        return out[0], out[1]
 
     def _observe(self, f):
         if self._res_grid is not None:

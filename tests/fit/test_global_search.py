@@ -1,0 +1,126 @@
+"""The global search of fit_binary: templates spanning rotation, the rv-profile restarts, basins
+(``fit.modes``) and the ``ambiguous`` warning, checked against a reference search of local fits
+from a grid of starts (``jaxspec.fit.local_fits``) on hard spectra simulated with the line-list
+generator and fitted with the default emulator (template mismatch)."""
+
+import dataclasses
+
+import numpy as np
+import pytest
+
+import jaxspec
+from jaxspec.fit import FLAGS, MODE_DELTA_CHI2, fit_binary, fit_binary_batch, local_fits
+from jaxspec.fit.binary import chi2_at
+from jaxspec.models import BinaryModel
+from jaxspec.simulate import BinnedModel, blaze_continuum, stress_population
+
+R = 15000.0
+WAVE = np.arange(4995.0, 5245.0, 0.12)  # one echelle order, as in a fibre spectrograph
+
+
+def _grid_reference(fit, flux, err, step=50.0, **options):
+    """Lowest chi2 of local fits from a (rv_1, rv_2) grid of starts (vsini 10 and 60 km/s)."""
+    names = fit.names
+    g1, g2 = (a.ravel() for a in np.meshgrid(np.arange(-100.0, 101.0, step), np.arange(-250.0, 251.0, step),
+                                             indexing="ij"))
+    keep = np.abs(g1 - g2) >= 8
+    g1, g2 = g1[keep], g2[keep]
+    starts = {n: [] for n in names}
+    for vs in (10.0, 60.0):
+        for n in names:
+            v = {"rv_1": g1, "rv_2": g2, "vsini_1": vs, "vsini_2": vs,
+                 "flux_ratio": np.clip(float(fit.params["flux_ratio"]), 0.1, 0.9)}.get(n, float(fit.params[n]))
+            starts[n].append(np.broadcast_to(v, g1.shape))
+    out = local_fits({n: np.concatenate(v) for n, v in starts.items()}, flux, WAVE, err, resolution=R, **options)
+    return float(np.nanmin(out["chi2"]))
+
+
+@pytest.fixture(scope="module")
+def generator_model():
+    em = jaxspec.default_model()
+    gen = jaxspec.LineListGenerator(wave_min=4950.0, wave_max=5350.0, pixel_kms=1.0)
+    return BinaryModel(BinnedModel(gen, 3, label_bounds=em.label_bounds), WAVE, resolution=R)
+
+
+@pytest.mark.xfail(strict=True, reason="known miss (open work of the global-search issue): spectrum 3 of this "
+                   "population ends 550 above the grid reference in chi2")
+def test_stress_population_reaches_the_reference(generator_model):
+    # 4 spectra of the benchmark's population (benchmarks/bench_stress.py runs 300 against a denser
+    # grid): the fit's chi2 is within 1 of the best of ~140 local fits from a grid of starts.
+    # The continuum degree is 4, as the population's blazes (degree 2-4 times a slope) need: at
+    # the default degree 2 a blazed spectrum leaves chi2 ~ 8x the pixel count, and the label
+    # search then wanders (a faint secondary's logg stuck at a bound).
+    pop = stress_population(generator_model, 4, np.random.default_rng(11))
+    assert pop["flux"].shape == (4, WAVE.size) and np.all(pop["continuum"] > 0)
+    fit = fit_binary_batch(pop["flux"], WAVE, pop["err"], resolution=R, continuum_degree=4)
+    assert np.all(fit.ok), fit.flag_message
+    for i in range(4):
+        ref = _grid_reference(fit[i], pop["flux"][i], pop["err"][i], continuum_degree=4)
+        assert fit.chi2[i] <= ref + 1.0, (i, fit.chi2[i], ref)
+        assert fit.n_modes[i] >= 1 and fit.modes["chi2"][i][0] == pytest.approx(fit.chi2[i])
+
+
+def test_rotating_primary_in_raw_counts(generator_model):
+    # The case of the issue: raw counts with a blaze, S/N ~ 22, R 15,000, a primary rotating at
+    # 60 km/s; the velocities are found (within 3 sigma) and the chi2 is no worse than a local
+    # fit started at the truth.
+    truth = {"teff_1": 6300.0, "logg_1": 4.1, "teff_2": 5200.0, "logg_2": 4.5, "feh": -0.1,
+             "rv_1": -11.5, "rv_2": -102.5, "vsini_1": 60.0, "vsini_2": 8.0, "flux_ratio": 0.45}
+    rng = np.random.default_rng(5)
+    clean = np.asarray(generator_model.flux(truth))
+    counts = blaze_continuum(WAVE, rng, degree=(4, 4))
+    counts *= 22.0**2 / np.median(counts)
+    err = np.sqrt(clean * counts)
+    flux = clean * counts + rng.normal(size=WAVE.size) * err
+    fit = fit_binary(flux, WAVE, err, resolution=R, continuum_degree=4)
+    start = {k: np.array([v]) for k, v in truth.items()}
+    at_truth = local_fits(start, flux, WAVE, err, resolution=R, continuum_degree=4)
+    assert fit.chi2 <= at_truth["chi2"][0] + 1.0
+    for k in ("rv_1", "rv_2"):
+        assert abs(fit.params[k] - truth[k]) < max(3.0 * fit.errors[k], 2.0), (k, fit.params[k])
+    assert fit.is_binary
+
+
+def test_identical_twins_are_one_solution_and_warnings_keep_ok():
+    # Two identical stars at flux ratio 1: the swapped velocity pair fits exactly as well, but it
+    # is the same physical solution (stars named the other way), so it is merged into one basin
+    # and the fit is not ambiguous.
+    em = jaxspec.default_model()
+    wave = np.arange(5000.0, 5300.0, 0.15)
+    bm = BinaryModel(em, wave, resolution=7500.0, shared=("feh", "teff", "logg"))
+    th = {"teff": 5600.0, "logg": 4.4, "feh": 0.0, "rv_1": -40.0, "rv_2": 45.0, "vsini_1": 5.0,
+          "vsini_2": 5.0, "flux_ratio": 0.999}
+    rng = np.random.default_rng(2)
+    flux = np.asarray(bm.flux(th)) + rng.normal(size=wave.size) / 80.0
+    fit = fit_binary(flux, wave, np.full(wave.size, 1 / 80.0), resolution=7500.0,
+                     shared=("feh", "teff", "logg"))
+    r1, r2 = np.asarray(fit.modes["rv_1"]), np.asarray(fit.modes["rv_2"])
+    swapped = [m for m in range(int(fit.n_modes)) if abs(r1[m] - 45) < 12 and abs(r2[m] + 40) < 12]
+    assert not swapped and not fit.ambiguous and fit.flag == 0
+    # the ambiguous bit is a warning: ok ignores it, the message names it
+    warned = dataclasses.replace(fit, flag=FLAGS["ambiguous"])
+    assert warned.ok and "ambiguous" in warned.flag_message
+    assert not dataclasses.replace(fit, flag=FLAGS["ambiguous"] | FLAGS["not_converged"]).ok
+
+
+def test_clear_binary_is_not_ambiguous():
+    em = jaxspec.default_model()
+    wave = np.arange(5000.0, 5300.0, 0.15)
+    bm = BinaryModel(em, wave, resolution=7500.0)
+    th = {"teff_1": 6000.0, "logg_1": 4.3, "teff_2": 4700.0, "logg_2": 4.6, "feh": -0.2, "rv_1": 20.0,
+          "rv_2": -60.0, "vsini_1": 10.0, "vsini_2": 4.0, "flux_ratio": 0.4}
+    rng = np.random.default_rng(4)
+    flux = np.asarray(bm.flux(th)) + rng.normal(size=wave.size) / 100.0
+    err = np.full(wave.size, 0.01)
+    fit = fit_binary(flux, wave, err, resolution=7500.0)
+    assert not fit.ambiguous and fit.flag == 0
+    assert fit.runner_up_delta_chi2 > MODE_DELTA_CHI2
+    c = np.asarray(fit.modes["chi2"])
+    assert np.all(np.diff(c[np.isfinite(c)]) >= 0) and np.isnan(np.asarray(fit.modes["rv_1"])[~np.isfinite(c)]).all()
+    # local_fits from the truth reaches the truth's chi2 or lower, and the fit is no worse
+    out = local_fits({k: np.array([v]) for k, v in th.items()}, flux, wave, err, resolution=7500.0)
+    truth_chi2 = chi2_at({k: np.array([v]) for k, v in th.items()}, flux, wave, err, resolution=7500.0)[0]
+    assert out["chi2"][0] <= truth_chi2 + 1e-6 and out["converged"][0]
+    assert fit.chi2 <= out["chi2"][0] + 1.0
+    with pytest.raises(ValueError, match="starts lacks"):
+        local_fits({"rv_1": np.zeros(1)}, flux, wave, err, resolution=7500.0)
