@@ -268,16 +268,20 @@ class _Fitter:
             th["flux_ratio"] = jnp.asarray(ratio, th["flux_ratio"].dtype)
         return spec.to_unconstrained(th)
 
-    def _mirror(self, spec, z):
-        """The same solution with the components swapped (flux_ratio -> 1 / flux_ratio, capped)."""
-        th = spec.from_unconstrained(z)
+    def _mirror(self, spec, z, ratio=None):
+        """The same solution with the components swapped (flux_ratio -> 1 / flux_ratio, capped
+        at 0.95; or ``ratio`` where given)."""
+        return spec.to_unconstrained(self._swapped(spec, spec.from_unconstrained(z), ratio))
+
+    def _swapped(self, spec, th, ratio=None):
         sw = dict(th)
         for n in spec.names:
             if n.endswith("_1") and n[:-2] + "_2" in th:
                 sw[n], sw[n[:-2] + "_2"] = th[n[:-2] + "_2"], th[n]
         if spec["flux_ratio"].fixed is None:
-            sw["flux_ratio"] = jnp.clip(1.0 / jnp.maximum(th["flux_ratio"], 1e-3), 0.02, 0.95)
-        return spec.to_unconstrained(sw)
+            sw["flux_ratio"] = (jnp.clip(1.0 / jnp.maximum(th["flux_ratio"], 1e-3), 0.02, 0.95)
+                                if ratio is None else ratio)
+        return sw
 
     # -------------------------------------------------------------- one spectrum (traced)
     def _theta_start(self, spec, t1, t2, rv1, rv2, q, v1=None, v2=None):
@@ -477,15 +481,12 @@ class _Fitter:
             for _ in range(N_PROFILE_RESTARTS):
                 i, j = jnp.unravel_index(jnp.argmin(cand), cand.shape)
                 k = pw2[i, j] / pw1[i, j]
-                sw_ = k > 1.0  # the star at prv[j] is the brighter: it becomes star 1
-                th = dict(theta0)
-                for n in spec.names:
-                    if n.endswith("_1") and n[:-2] + "_2" in th:
-                        v1_, v2_ = theta0[n], theta0[n[:-2] + "_2"]
-                        th[n], th[n[:-2] + "_2"] = jnp.where(sw_, v2_, v1_), jnp.where(sw_, v1_, v2_)
-                th["rv_1"], th["rv_2"] = jnp.where(sw_, prv[j], prv[i]), jnp.where(sw_, prv[i], prv[j])
+                th = dict(theta0, rv_1=prv[i], rv_2=prv[j])
                 if spec["flux_ratio"].fixed is None:
-                    th["flux_ratio"] = jnp.clip(jnp.where(sw_, 1.0 / jnp.maximum(k, 1e-3), k), 0.02, 0.98)
+                    th["flux_ratio"] = jnp.clip(k, 0.02, 0.98)
+                # where the star at prv[j] is the brighter, it becomes star 1
+                swapped = self._swapped(spec, th, jnp.clip(1.0 / jnp.maximum(k, 1e-3), 0.02, 0.98))
+                th = {n: jnp.where(k > 1.0, swapped[n], th[n]) for n in th}
                 restarts.append(self._kick(spec, spec.to_unconstrained(th)))
                 gates.append(cand[i, j] < gate)
                 cand = jnp.where((jnp.abs(prv[:, None] - prv[i]) < psep) & (jnp.abs(prv[None, :] - prv[j]) < psep),
@@ -547,7 +548,7 @@ class _Fitter:
             "single_chi2": 2.0 * sfit.cost,
             "single_converged": sfit.converged,
             "single_finite": sfit.finite,
-            "local_values": jax.vmap(lambda zz: _stack(spec, spec.from_unconstrained(zz)))(fits.z[order]),
+            "local_values": vals[order],
             "local_chi2": 2.0 * fits.cost[order],
             "modes_values": modes_values,
             "modes_chi2": modes_chi2,

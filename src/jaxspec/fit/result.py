@@ -83,7 +83,9 @@ class BinaryFit:
         modes: the distinct basins of the binary fit, best first: ``{"chi2": (..., M),
             name: (..., M)}`` for every parameter; a basin is a converged local fit
             whose velocity pair differs from every better one by more than 12 km/s (3
-            TODCOR steps) in rv_1 or rv_2; unused slots hold chi2 = inf and NaN values.
+            TODCOR steps) in rv_1 or rv_2 and that is not the mirror of a better one
+            (the same stars named the other way: velocities swapped within 12 km/s,
+            temperatures within 300 K); unused slots hold chi2 = inf and NaN values.
             The basins come from the polished starts and from restarts at the lowest
             other minima of the best fit's rv profile (chi2 over the whole (rv_1, rv_2)
             grid with everything else held).
