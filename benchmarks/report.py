@@ -149,6 +149,19 @@ def _epochs(d):
     return rows
 
 
+def _clone(d):
+    b, lab = d["build"], d["labels"]
+    return [
+        (f"grid clone ({d['grid']['n_points']} generator spectra, {d['grid']['n_pix']:,} px): rms on / off the grid "
+         f"(median, max)", f"{d['on_grid_rms']['median']:.4f}, {d['on_grid_rms']['max']:.4f} / "
+         f"{d['off_grid']['clone_rms']['median']:.4f}, {d['off_grid']['clone_rms']['max']:.4f}", "<= 0.01 / 0.015"),
+        (f"grid clone: build time ({b['n_lines']:,} lines), one spectrum", f"{b['seconds']:.0f} s, "
+         f"{d['eval_ms_per_spectrum']['clone']:.1f} ms", ""),
+        (f"fit_single with the clone / the generator, {lab['n']} off-grid spectra, S/N {lab['snr']:g}: teff within 100 K",
+         f"{lab['clone']['teff_within_100K']:.2f} / {lab['generator']['teff_within_100K']:.2f}", ">= 0.90"),
+    ]
+
+
 # record file -> (what it measures, extractor, command that makes it)
 KNOWN = {
     "recovery_default.json": (_recovery, "bench_recovery.py --model default --n 200 --n-single 200"),
@@ -163,6 +176,7 @@ KNOWN = {
     "memory.json": (_memory, "bench_memory.py"),
     "survey.json": (_survey, "bench_survey.py --n 10000"),
     "epochs.json": (_epochs, "bench_epochs.py"),
+    "clone.json": (_clone, "bench_clone.py"),
     "calibration_default_combined.json": (_calibration, "bench_calibration.py --combine ..."),
 }
 

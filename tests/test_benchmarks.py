@@ -120,3 +120,20 @@ def test_report_reads_every_committed_record(tmp_path):
     (tmp_path / "fit.json").write_text("{not json")
     with pytest.raises(ValueError, match="fit.json"):
         report.collect(tmp_path)
+
+
+@pytest.mark.heavy
+def test_bench_clone_runs_tiny(tmp_path):
+    """The clone benchmark end to end on a 30 A band and a 2 x 2 x 2 grid (numbers not judged)."""
+    mod = _load(ROOT / "benchmarks" / "bench_clone.py")
+    out = tmp_path / "clone.json"
+    res = mod.main(["--wave-min", "5000", "--wave-max", "5030", "--teff-min", "5000", "--teff-max", "6000",
+                    "--teff-step", "1000", "--logg", "4.0,4.5", "--feh", "-0.5,0.0", "--steps", "40",
+                    "--n-off", "3", "--n-fit", "2", "--out", str(out)])
+    saved = json.loads(out.read_text())
+    assert saved == json.loads(json.dumps(res))
+    assert saved["grid"]["n_points"] == 8 and saved["build"]["n_lines"] > 10
+    for key in ("on_grid_rms", "off_grid", "eval_ms_per_spectrum", "labels"):
+        assert key in saved, key
+    assert set(saved["labels"]) >= {"clone", "generator"}
+    assert 0.0 <= saved["labels"]["clone"]["teff_within_100K"] <= 1.0

@@ -57,6 +57,7 @@ PUBLIC_MODULES = (
     "jaxspec.models",
     "jaxspec.survey",
     "jaxspec.simulate",
+    "jaxspec.clone",
 )
 
 # Names in an ``__all__`` that are not ours to document: the version string (``jaxspec._version``).

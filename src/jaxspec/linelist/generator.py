@@ -50,7 +50,7 @@ import jax.numpy as jnp
 import numpy as np
 
 from jaxspec.linelist.atomic import load_atomic_tables
-from jaxspec.linelist.blocks import BlockGroup, build_block_groups
+from jaxspec.linelist.blocks import BlockGroup, block_profile_sum, build_block_groups
 from jaxspec.linelist.linelist import LineList
 from jaxspec.linelist.strength import (
     GeneratorParams,
@@ -294,29 +294,7 @@ class LineListGenerator:
         frac = pad(self._lines["pos_frac"], 0.0)
         coef = [pad(c, v) for c, v in ((a_g, 0.0), (c_g, 1.0), (a_l, 0.0), (c_l, 1.0))]
         hcoef = [pad(c, v) for c, v in ((a_hg, 0.0), (c_hg, 1.0), (a_h, 0.0), (c_h, 1.0))]
-        eta = jnp.zeros(n_pix, dtype=strength.dtype)
-        for grp in self._groups:
-            rows = []
-            for table, offset in zip(grp.tables, grp.offsets, strict=True):
-                tab = jnp.asarray(table)  # (n_blocks_tier, width)
-                # Offsets in pixels: the integer part is exact (block-relative
-                # ints), so float32 keeps sub-0.01-pixel precision on any grid.
-                x = (
-                    jnp.asarray(offset, dtype=strength.dtype)[:, :, None]
-                    + jnp.arange(grp.block, dtype=strength.dtype)[None, None, :]
-                    - frac[tab][:, :, None]
-                )
-                x2 = x * x
-                if grp.hydrogen:
-                    g0, g1, h0, h1 = (c[tab][:, :, None] for c in hcoef)
-                    prof = g0 * jnp.exp(-g1 * x2) + h0 / (1.0 + jnp.power(x2 * h1, 1.25))
-                else:
-                    g0, g1, l0, l1 = (c[tab][:, :, None] for c in coef)
-                    prof = g0 * jnp.exp(-g1 * x2) + l0 / (x2 + l1)
-                rows.append(jnp.sum(prof, axis=1))
-            block_rows = jnp.concatenate(rows, axis=0)[jnp.asarray(grp.inverse)]
-            eta = eta + block_rows.reshape(-1)[:n_pix]
-        return eta
+        return block_profile_sum(self._groups, frac, coef, hcoef, n_pix)
 
     def _flux(self, labels, loggf_offset, params: GeneratorParams | None = None):
         p = self.params if params is None else params
