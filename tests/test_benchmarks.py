@@ -137,3 +137,18 @@ def test_bench_clone_runs_tiny(tmp_path):
         assert key in saved, key
     assert set(saved["labels"]) >= {"clone", "generator"}
     assert 0.0 <= saved["labels"]["clone"]["teff_within_100K"] <= 1.0
+
+
+@pytest.mark.heavy
+def test_bench_amortized_runs_tiny(tmp_path):
+    """The amortized benchmark end to end at a tiny size (numbers not judged)."""
+    pytest.importorskip("h5py")
+    mod = _load(ROOT / "benchmarks" / "bench_amortized.py")
+    out = tmp_path / "amortized.json"
+    res = mod.main(["--n", "6", "--n-single", "6", "--n-det", "6", "--n-det-single", "6", "--n-start", "2",
+                    "--out", str(out)])
+    saved = json.loads(out.read_text())
+    assert saved == json.loads(json.dumps(res))
+    for key in ("network", "fit", "headline_detection", "detection", "start"):
+        assert key in saved, key
+    assert set(saved["detection"]["detectors"]) == {"network", "delta_bic", "ccf"}

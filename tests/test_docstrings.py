@@ -58,6 +58,8 @@ PUBLIC_MODULES = (
     "jaxspec.survey",
     "jaxspec.simulate",
     "jaxspec.clone",
+    "jaxspec.amortized",
+    "jaxspec.latent",
 )
 
 # Names in an ``__all__`` that are not ours to document: the version string (``jaxspec._version``).

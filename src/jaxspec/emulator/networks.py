@@ -275,11 +275,13 @@ def network_arrays(network: nnx.Module) -> dict[str, np.ndarray]:
     }
 
 
-def network_from_arrays(architecture: dict, arrays: dict, *, source: str = "arrays") -> nnx.Module:
+def network_from_arrays(architecture: dict, arrays: dict, *, source: str = "arrays", build=None) -> nnx.Module:
     """Build the network ``architecture`` describes, with its parameters taken from ``arrays``.
 
     Args:
         architecture: as returned by ``network.architecture``.
+        build: optional ``build(architecture, rngs=...) -> nnx.Module`` for networks other
+            than the emulator's (default :func:`build_network`).
         arrays: parameter name (as in :func:`network_arrays`) -> array of the
             exact shape the architecture implies. The arrays' dtypes are kept,
             so a save/load round trip is bit-identical.
@@ -290,7 +292,8 @@ def network_from_arrays(architecture: dict, arrays: dict, *, source: str = "arra
             a wrong shape, or a non-floating dtype, naming the parameter.
     """
     # Shapes only: no random initialization of weights that are overwritten anyway.
-    abstract = nnx.eval_shape(lambda: build_network(architecture, rngs=nnx.Rngs(0)))
+    build = build_network if build is None else build
+    abstract = nnx.eval_shape(lambda: build(architecture, rngs=nnx.Rngs(0)))
     graphdef, state = nnx.split(abstract)
     filled = []
     expected = set()

@@ -174,6 +174,12 @@ class _Options:
     fixed: tuple
     ref_wave: float | None
     min_rv_difference: float
+    init: str = "todcor"
+
+
+#: Global-search starts of the fit: the TODCOR search alone, or with the amortized network's
+#: prediction (and its mirror) as two more starts (``init="amortized"``).
+INITS = ("todcor", "amortized")
 
 
 class _Fitter:
@@ -208,7 +214,7 @@ class _Fitter:
         self.model_leaves, self.model_def = jax.tree_util.tree_flatten(self.bm.model)
         self._model_is_tree = all(isinstance(x, (jax.Array, np.ndarray)) for x in self.model_leaves)
         self.templates = self._templates(model)
-        self._run = jax.jit(jax.vmap(self._fit_one, in_axes=(None, None, None, 0, 0)))
+        self._run = jax.jit(jax.vmap(self._fit_one, in_axes=(None, None, None, 0, 0, 0)))
         # Starts of one spectrum: on a CPU one after the other (lax.map), so each start's
         # iterations stop when it converges; vmapped, every start would run as long as the
         # slowest, and a CPU gains nothing from the wider arrays. On accelerators: vmap.
@@ -300,7 +306,7 @@ class _Fitter:
                 th[n] = v
         return th
 
-    def _fit_one(self, model_leaves, templates, design, d, w):
+    def _fit_one(self, model_leaves, templates, design, d, w, z_extra):
         opts = self.opts
         if self._model_is_tree:
             model = jax.tree_util.tree_unflatten(self.model_def, model_leaves)
@@ -410,6 +416,8 @@ class _Fitter:
         from_single["flux_ratio"] = jnp.asarray(0.1, dt) if spec["flux_ratio"].fixed is None else (
             jnp.asarray(spec["flux_ratio"].fixed, dt))
         z0 = jnp.stack([spec.to_unconstrained(th) for th in [*starts, from_single]])
+        if opts.init == "amortized":  # the network's answer, in both star orders
+            z0 = jnp.concatenate([z0, z_extra[None].astype(z0.dtype), self._mirror(spec, z_extra.astype(z0.dtype))[None]])
         # Explore: a few iterations from every start; polish: the best one to convergence.
         # (Under vmap a while_loop runs as long as its slowest lane, so polishing only the
         # winner keeps stragglers cheap.)
@@ -562,7 +570,7 @@ class _Fitter:
 
     # -------------------------------------------------------------- host side
     def run(self, get_chunk, n: int, *, chunk_size: int, return_model: bool, progress: bool = False,
-            threads: int = 1, devices=None):
+            threads: int = 1, devices=None, extra_starts=None):
         """Fit ``n`` spectra in chunks, returning numpy dicts with a leading N axis.
 
         ``get_chunk(start, stop)`` returns the prepared ``(flux, ivar)`` of those rows, so only
@@ -595,11 +603,14 @@ class _Fitter:
             d[: stop - start] = f
             w[: stop - start] = iv
             d, w = np.asarray(d, self.dtype), np.asarray(w, self.dtype)
+            z = np.zeros((chunk, len(self.bm.spec.free)), self.dtype)
+            if extra_starts is not None:
+                z[: stop - start] = extra_starts[start:stop]
             if sharding is not None:
-                d, w = jax.device_put(d, sharding), jax.device_put(w, sharding)
+                d, w, z = (jax.device_put(x, sharding) for x in (d, w, z))
             # a model that is not a pytree of arrays is closed over by _fit_one, not passed in
             leaves = self.model_leaves if self._model_is_tree else ()
-            res = self._run(leaves, self.templates, design, d, w)
+            res = self._run(leaves, self.templates, design, d, w, z)
             if not return_model:
                 res = {k: v for k, v in res.items() if k not in keep_model}
             res = {k: np.asarray(v)[: stop - start] for k, v in jax.device_get(res).items()}
@@ -857,7 +868,9 @@ def _get_fitter(model, wave, resolution, opts, unnormalized):
 
 def _options(model, *, flux_ratio_mode="constant", continuum_degree=2, n_starts=3, n_secondary_starts=3,
              rv_range=300.0, rv_step=4.0, max_iter=60, explore_iter=8, ftol=1e-5, shared=("feh",),
-             fixed=None, ref_wave=None, min_rv_difference=None):
+             fixed=None, ref_wave=None, min_rv_difference=None, init="todcor"):
+    if init not in INITS:
+        raise ValueError(f"init must be one of {INITS}, got {init!r}")
     if flux_ratio_mode not in MODES:
         raise ValueError(f"flux_ratio_mode must be one of {MODES}, got {flux_ratio_mode!r}")
     if n_starts < 1:
@@ -877,6 +890,7 @@ def _options(model, *, flux_ratio_mode="constant", continuum_degree=2, n_starts=
         explore_iter=int(explore_iter), ftol=float(ftol), shared=tuple(shared),
         fixed=fixed, ref_wave=None if ref_wave is None else float(ref_wave),
         min_rv_difference=2.0 * float(rv_step) if min_rv_difference is None else float(min_rv_difference),
+        init=init,
     )
 
 
@@ -909,7 +923,10 @@ _FIT_DOC_OPTIONS = """
         ftol: convergence test on the relative decrease of chi2 per step
             (default 1e-5).
         ref_wave: wavelength [A] at which flux_ratio is defined (default: the
-            geometric middle of the model grid)."""
+            geometric middle of the model grid).
+        init: ``"todcor"`` (default) or ``"amortized"``: the bundled amortized network's
+            prediction (:mod:`jaxspec.amortized`, trained on the default band at R 7,500)
+            and its mirror join the TODCOR starts; with the default model only."""
 
 
 _with_fit_options = fill_doc("fit options", _FIT_DOC_OPTIONS)
@@ -1020,9 +1037,30 @@ def fit_binary_batch(
         mode, devices = devices, jax.local_devices()
         if mode == "auto" and (len(devices) < 2 or (devices[0].platform == "cpu" and chunk_size == 1)):
             devices = None  # one device, or CPU "devices" that one spectrum per call cannot use
+    extra = _amortized_starts(fitter, flux, wave, err, ivar, resolution) if opts.init == "amortized" else None
     raw = fitter.run(get_chunk, n, chunk_size=chunk_size, return_model=return_model, progress=progress,
-                     threads=threads, devices=None if devices is None else list(devices))
+                     threads=threads, devices=None if devices is None else list(devices), extra_starts=extra)
     return fitter.result(raw, bic_threshold=bic_threshold, batched=True)
+
+
+def _amortized_starts(fitter, flux, wave, err, ivar, resolution):
+    """(N, n_free) unconstrained starts from the bundled amortized network's prediction."""
+    from jaxspec.amortized import default_predictor
+
+    pred = default_predictor()
+    r = None if resolution is None or np.ndim(resolution) else float(resolution)
+    if r is None or not 0.5 * pred.resolution <= r <= 2.0 * pred.resolution:
+        raise ValueError(f"init='amortized' needs a scalar resolution within a factor 2 of the network's "
+                         f"R = {pred.resolution:g}; got {resolution}")
+    st = pred.starts(flux, wave, err, ivar)
+    spec = fitter.bm.spec
+    th = {}
+    for name in spec.names:
+        p = spec[name]
+        v = np.asarray(st[name] if name in st else np.full(len(flux), fitter._start_value(name)), np.float64)
+        margin = 1e-3 * (p.upper - p.lower)
+        th[name] = jnp.asarray(np.clip(v, p.lower + margin, p.upper - margin), fitter.dtype)
+    return np.asarray(jax.vmap(spec.to_unconstrained)(th))
 
 
 def _batch_defaults(chunk_size, threads):
@@ -1090,7 +1128,9 @@ def fit_binary(
     n_par = len(fitter.bm.spec.free) + fitter.n_cont
     if n_good <= n_par:
         raise ValueError(f"only {n_good} usable pixels for {n_par} parameters (incl. continuum)")
-    raw = fitter.run(lambda a, b: (flux[None], ivar[None]), 1, chunk_size=1, return_model=True)
+    extra = (_amortized_starts(fitter, flux[None], wave, None, ivar[None], resolution)
+             if opts.init == "amortized" else None)
+    raw = fitter.run(lambda a, b: (flux[None], ivar[None]), 1, chunk_size=1, return_model=True, extra_starts=extra)
     return fitter.result(raw, bic_threshold=bic_threshold, batched=False)
 
 
