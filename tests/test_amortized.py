@@ -71,6 +71,7 @@ def test_normalize_continuum_recovers_a_continuum():
     assert np.all(out[200:400] == 1.0) and np.allclose(out[good], lines[good], atol=0.015)
 
 
+@pytest.mark.heavy
 def test_tiny_training_and_file_round_trip(tiny, tmp_path):
     data, pred, report = tiny
     assert report.history[-1][2] < report.history[0][2] + 1.0  # validation loss did not blow up
@@ -114,6 +115,7 @@ def test_tiny_training_and_file_round_trip(tiny, tmp_path):
         AmortizedPredictor.load(tmp_path / "junk.h5")
 
 
+@pytest.mark.heavy
 def test_grids_resampled_or_refused(tiny):
     data, pred, _ = tiny
     wave = data["wave"]

@@ -54,6 +54,7 @@ def _flux(model, labels):
     return np.asarray(jax.jit(jax.vmap(model.flux))(jnp.asarray(labels, jnp.float32)))
 
 
+@pytest.mark.heavy
 def test_clone_reproduces_grid_and_between(built, grid, generator):
     clone, report = built
     labels, flux, wave = grid
@@ -80,6 +81,7 @@ def test_clone_reproduces_grid_and_between(built, grid, generator):
     assert rms.max() < 0.02 and np.median(rms) < 1.5 * np.median(base_rms) + 1e-3, (rms, base_rms)
 
 
+@pytest.mark.heavy
 def test_absent_lines_fade_with_finite_parameters(built):
     clone, _ = built
     la = np.asarray(clone.params["ln_amp"])
@@ -89,6 +91,7 @@ def test_absent_lines_fade_with_finite_parameters(built):
     assert np.all(np.abs(np.asarray(clone.params["dpos"])) <= 1.0 + 1e-6)
 
 
+@pytest.mark.heavy
 def test_gradients_finite_inside_at_bounds_and_outside(built):
     clone, _ = built
     f = jax.jit(lambda lab: jnp.sum(clone.flux(lab) ** 2))
@@ -129,6 +132,7 @@ def test_clone_as_fit_model(built, grid):
     assert abs(float(fit.params["rv_1"]) - 12.0) < 1.0
 
 
+@pytest.mark.heavy
 def test_save_load_round_trip_and_version(built, tmp_path):
     clone, report = built
     path = tmp_path / "clone.h5"
@@ -185,6 +189,7 @@ def test_detect_lines_sub_pixel():
     assert pix.size == 1 and abs(pix[0] - 80.3) < 0.05 and abs(depth[0] - 0.4) < 0.01
 
 
+@pytest.mark.heavy
 def test_phoenix_format_grid_is_resampled_and_cloned(tmp_path):
     """A PHOENIX-layout library (FITS files, header labels, a non-uniform WAVE file) on a
     2 x 2 x 2 grid, with Gaussian lines whose depths scale with the labels."""
