@@ -162,6 +162,38 @@ def _clone(d):
     ]
 
 
+def _latent(d):
+    b = d["best"]
+    return [
+        (f"beta-VAE on {d['n_spectra']:,} simulated spectra (latent {d['latent_dim']}, beta {d['beta']:g}): "
+         "informative dimensions, test reconstruction rms", f"{d['n_informative']} of {d['latent_dim']}, "
+         f"{d['test_rms']:.4f} (noise {1 / d['snr']:.4f})", ""),
+        ("beta-VAE: best |Spearman| of one dimension with rv / teff",
+         f"{b['rv']['abs_spearman']:.2f} / {b['teff']['abs_spearman']:.2f}", f">= {d['target_abs_spearman']:g}"),
+    ]
+
+
+def _amortized(d):
+    n, f = d["network"], d["fit"]
+    rows = [(f"amortized network, {d['n']:,} binaries at S/N {d['snr']:g}: median |error| teff_1 / teff_2 / rv_1 / "
+             "rv_2 / flux ratio (network; fit)",
+             " / ".join(f"{n[k]['median_abs_error']:.3g}" for k in ("teff_1", "teff_2", "rv_1", "rv_2", "flux_ratio"))
+             + "; " + " / ".join(f"{f[k]['median_abs_error']:.3g}" for k in ("teff_1", "teff_2", "rv_1", "rv_2",
+                                                                              "flux_ratio")), ""),
+            ("amortized network: 68 % coverage of its spread, lowest / highest over the 10 targets",
+             f"{min(v['coverage_68'] for v in n.values()):.2f} / {max(v['coverage_68'] for v in n.values()):.2f}",
+             "0.60-0.76")]
+    h = d["headline_detection"]
+    rows.append(("SB2 detection at 1 % false positives, |drv| >= 20 km/s, flux ratio >= 0.3, S/N 50: network / "
+                 "delta BIC / CCF", f"{h['network']['rate']:.3f} / {h['delta_bic']['rate']:.3f} / {h['ccf']['rate']:.3f}",
+                 ">= 0.95 (best)"))
+    st = d["start"]
+    rows.append(("fit_binary init='amortized' vs default: chi2 <= truth + 1, ms per fit",
+                 f"{st['init_amortized_chi2_le_truth_plus_1']:.3f}, {1000 * st['init_amortized_s_per_fit']:.0f} vs "
+                 f"{st['init_todcor_chi2_le_truth_plus_1']:.3f}, {1000 * st['init_todcor_s_per_fit']:.0f}", ""))
+    return rows
+
+
 # record file -> (what it measures, extractor, command that makes it)
 KNOWN = {
     "recovery_default.json": (_recovery, "bench_recovery.py --model default --n 200 --n-single 200"),
@@ -177,6 +209,8 @@ KNOWN = {
     "survey.json": (_survey, "bench_survey.py --n 10000"),
     "epochs.json": (_epochs, "bench_epochs.py"),
     "clone.json": (_clone, "bench_clone.py"),
+    "latent.json": (_latent, "bench_latent.py"),
+    "amortized.json": (_amortized, "bench_amortized.py"),
     "calibration_default_combined.json": (_calibration, "bench_calibration.py --combine ..."),
 }
 

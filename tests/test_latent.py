@@ -107,7 +107,7 @@ def test_a_file_of_another_version_or_a_corrupt_one_is_refused(trained, tmp_path
     path = latent.save_vae(tmp_path / "vae.h5", vae)
     with h5py.File(path, "a") as f:
         f.attrs["version"] = 99
-    with pytest.raises(ValueError, match=r"version 99; this jaxspec reads version 1"):
+    with pytest.raises(ValueError, match=r"version 99, but this jaxspec reads version 1"):
         latent.load_vae(path)
     with pytest.raises(ValueError, match="not a readable HDF5 file"):
         (tmp_path / "junk.h5").write_bytes(b"not hdf5 at all")

@@ -375,17 +375,10 @@ class AmortizedPredictor:
 
         from jaxspec.emulator.networks import network_from_arrays
 
-        try:
-            f = h5py.File(path, "r")
-        except OSError as err:
-            raise ValueError(f"{path}: not a readable HDF5 file ({err})") from None
-        with f:
-            if f.attrs.get("format") != _FORMAT:
-                raise ValueError(f"{path}: not a jaxspec amortized-predictor file (format {f.attrs.get('format')!r})")
-            version = int(f.attrs.get("version", -1))
-            if version != AMORTIZED_VERSION:
-                raise ValueError(f"{path}: predictor file version {version}, but this jaxspec reads version "
-                                 f"{AMORTIZED_VERSION}; retrain with scripts/train_amortized.py")
+        from jaxspec._h5 import open_versioned
+
+        with open_versioned(path, _FORMAT, AMORTIZED_VERSION, "amortized-predictor",
+                            "retrain with scripts/train_amortized.py") as f:
             arch = json.loads(f.attrs["architecture"])
             if "params" not in f:
                 raise ValueError(f"{path}: predictor file lacks its network parameters")

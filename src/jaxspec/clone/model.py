@@ -306,21 +306,9 @@ def load_clone(path) -> ClonedModel:
         ValueError: not a readable HDF5 file, not a clone file, a clone of another
             format version (both versions named), or missing or inconsistent datasets.
     """
-    import h5py
+    from jaxspec._h5 import open_versioned
 
-    try:
-        f = h5py.File(path, "r")
-    except OSError as err:
-        raise ValueError(f"{path}: not a readable HDF5 file ({err})") from None
-    with f:
-        if f.attrs.get("format") != _FORMAT:
-            raise ValueError(f"{path}: not a jaxspec clone file (format {f.attrs.get('format')!r})")
-        version = int(f.attrs.get("version", -1))
-        if version != CLONE_VERSION:
-            raise ValueError(
-                f"{path}: clone file version {version}, but this jaxspec reads version "
-                f"{CLONE_VERSION}; rebuild the clone with jaxspec.clone.clone_grid"
-            )
+    with open_versioned(path, _FORMAT, CLONE_VERSION, "clone", "rebuild the clone with jaxspec.clone.clone_grid") as f:
         try:
             names = tuple(json.loads(f.attrs["label_names"]))
             axes = [f[f"axes/{n}"][()] for n in names]

@@ -71,22 +71,10 @@ def save_vae(path, vae: BetaVAE, *, wave=None, meta: dict | None = None) -> Path
 
 
 def _open(path):
-    import h5py
+    from jaxspec._h5 import open_versioned
 
-    try:
-        f = h5py.File(path, "r")
-    except (OSError, ValueError) as err:
-        raise ValueError(f"{path}: not a readable HDF5 file ({err})") from err
-    fmt = f.attrs.get("format")
-    if fmt != VAE_FORMAT:
-        f.close()
-        raise ValueError(f"{path}: not a jaxspec VAE file (attribute format={fmt!r}, expected {VAE_FORMAT!r})")
-    version = f.attrs.get("version")
-    if version is None or int(version) != VAE_VERSION:
-        f.close()
-        raise ValueError(f"{path}: VAE file format version {version}; this jaxspec reads version "
-                         f"{VAE_VERSION} only (retrain or re-save the VAE with a matching jaxspec)")
-    return f
+    return open_versioned(path, VAE_FORMAT, VAE_VERSION, "VAE",
+                          "retrain or re-save the VAE with a matching jaxspec")
 
 
 def vae_info(path) -> dict:
