@@ -146,7 +146,8 @@ def test_bench_amortized_runs_tiny(tmp_path):
     mod = _load(ROOT / "benchmarks" / "bench_amortized.py")
     out = tmp_path / "amortized.json"
     res = mod.main(["--n", "6", "--n-single", "6", "--n-det", "6", "--n-det-single", "6", "--n-start", "2",
-                    "--out", str(out)])
+                    "--out", str(out), "--figure", str(tmp_path / "det.png")])
+    assert (tmp_path / "det.png").stat().st_size > 0
     saved = json.loads(out.read_text())
     assert saved == json.loads(json.dumps(res))
     for key in ("network", "fit", "headline_detection", "detection", "start"):
