@@ -194,6 +194,11 @@ def _amortized(d):
     return rows
 
 
+def _map(d):
+    return [(f"survey map of {d['n']:,} spectra (jaxspec map): time, page size", f"{d['map_seconds']:.0f} s, "
+             f"{d['page_mb']:.1f} MB", "<= 300 s")]
+
+
 # record file -> (what it measures, extractor, command that makes it)
 KNOWN = {
     "recovery_default.json": (_recovery, "bench_recovery.py --model default --n 200 --n-single 200"),
@@ -211,6 +216,7 @@ KNOWN = {
     "clone.json": (_clone, "bench_clone.py"),
     "latent.json": (_latent, "bench_latent.py"),
     "amortized.json": (_amortized, "bench_amortized.py"),
+    "map.json": (_map, "bench_map.py"),
     "calibration_default_combined.json": (_calibration, "bench_calibration.py --combine ..."),
 }
 

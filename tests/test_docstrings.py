@@ -60,6 +60,7 @@ PUBLIC_MODULES = (
     "jaxspec.clone",
     "jaxspec.amortized",
     "jaxspec.latent",
+    "jaxspec.surveymap",
 )
 
 # Names in an ``__all__`` that are not ours to document: the version string (``jaxspec._version``).

@@ -166,6 +166,14 @@ def _pack(args) -> int:
     return 0
 
 
+def _map(args) -> int:
+    from jaxspec.surveymap import write_map
+
+    info = write_map(args.stack, args.out, results=args.results, color=args.color, progress=not args.quiet)
+    print(f"wrote {args.out}: {info['n']} spectra, {info['bytes'] / 1e6:.1f} MB, {info['seconds']:.0f} s")
+    return 0
+
+
 def main(argv=None) -> int:
     parser = argparse.ArgumentParser(
         prog="jaxspec",
@@ -249,6 +257,16 @@ def main(argv=None) -> int:
     p.add_argument("files", nargs="+", help="spectrum files on one wavelength grid")
     p.add_argument("--out", required=True, help="stack file to write (HDF5)")
     p.set_defaults(func=_pack)
+    p = sub.add_parser(
+        "map", help="an HTML survey map of a stack (t-SNE of the amortized network's features)",
+        description="Example: jaxspec map survey.h5 --out map.html --results results.fits --color is_binary",
+    )
+    p.add_argument("stack", help="HDF5 stack (jaxspec pack)")
+    p.add_argument("--out", required=True, help="HTML file to write")
+    p.add_argument("--results", help="results table of jaxspec survey, matched by id (colours and fits)")
+    p.add_argument("--color", help="column colouring the points (default is_binary, else p_binary)")
+    p.add_argument("--quiet", action="store_true", help="no progress bars")
+    p.set_defaults(func=_map)
     args = parser.parse_args(argv)
     if not os.environ.get("JAXSPEC_NO_CACHE"):
         from jaxspec._cache import enable_compilation_cache

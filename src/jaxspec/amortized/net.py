@@ -52,6 +52,15 @@ class AmortizedNet(nnx.Module):
         self.head = nnx.Linear(int(hidden), 2 * int(n_targets) + 1, rngs=rngs)
         self.n_targets = int(n_targets)
 
+    def features(self, x):
+        """The penultimate layer: (B, hidden) activations for inputs ``x`` (B, n_pix), normalized flux minus 1
+        (the embedding of a survey map)."""
+        h = x[..., None]
+        for conv in self.convs:
+            h = jax.nn.silu(conv(h))
+        h = h.reshape(h.shape[0], -1)
+        return jax.nn.silu(self.dense2(jax.nn.silu(self.dense1(h))))
+
     def __call__(self, x):
         """Outputs for one spectrum (n_pix,) or a batch (B, n_pix).
 
@@ -63,13 +72,7 @@ class AmortizedNet(nnx.Module):
             binary logit.
         """
         single = x.ndim == 1
-        h = (x[None] if single else x)[..., None]
-        for conv in self.convs:
-            h = jax.nn.silu(conv(h))
-        h = h.reshape(h.shape[0], -1)
-        h = jax.nn.silu(self.dense1(h))
-        h = jax.nn.silu(self.dense2(h))
-        out = self.head(h)
+        out = self.head(self.features(x[None] if single else x))
         t = self.n_targets
         mean, log_sigma, logit = out[:, :t], jnp.clip(out[:, t:2 * t], -7.0, 3.0), out[:, 2 * t]
         if single:

@@ -228,6 +228,7 @@ class AmortizedPredictor:
         self._mid, self._half = 0.5 * (lo + hi), 0.5 * (hi - lo)
         graphdef, state = nnx.split(net)
         self._apply = jax.jit(lambda st, x: nnx.merge(graphdef, st)(x))
+        self._features = jax.jit(lambda st, x: nnx.merge(graphdef, st).features(x))
         self._state = state
 
     def scale(self, y):
@@ -297,6 +298,12 @@ class AmortizedPredictor:
         ``(mean (N, T), log_sigma (N, T), logit (N,))``, scaled targets."""
         outs = [self._apply(self._state, jnp.asarray(x[a:a + batch_size])) for a in range(0, len(x), batch_size)]
         return tuple(np.concatenate([np.asarray(o[k]) for o in outs]) for k in range(3))
+
+    def features(self, x, batch_size: int = 1024) -> np.ndarray:
+        """The network's penultimate layer for inputs ``x`` (N, P) from :meth:`inputs`: (N, hidden),
+        ``batch_size`` spectra at a time (the embedding of ``jaxspec map``)."""
+        return np.concatenate([np.asarray(self._features(self._state, jnp.asarray(x[a:a + batch_size])))
+                               for a in range(0, len(x), batch_size)])
 
     def predict(self, flux, wave=None, err=None, ivar=None) -> dict:
         """Both stars' parameters and the binary probability, one network pass per spectrum.
