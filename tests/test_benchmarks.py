@@ -128,7 +128,7 @@ def test_bench_clone_runs_tiny(tmp_path):
     mod = _load(ROOT / "benchmarks" / "bench_clone.py")
     out = tmp_path / "clone.json"
     res = mod.main(["--wave-min", "5000", "--wave-max", "5030", "--teff-min", "5000", "--teff-max", "6000",
-                    "--teff-step", "1000", "--logg", "4.0,4.5", "--feh", "-0.5,0.0", "--steps", "40",
+                    "--teff-step", "1000", "--logg", "4.0,4.5", "--feh=-0.5,0.0", "--steps", "40",
                     "--n-off", "3", "--n-fit", "2", "--out", str(out)])
     saved = json.loads(out.read_text())
     assert saved == json.loads(json.dumps(res))
