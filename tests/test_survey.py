@@ -155,7 +155,7 @@ def test_bad_files_are_flagged_and_good_ones_fitted(survey, serial, tmp_path):
     for i in range(3):
         _fits_table(d / f"a_good{i}.fits", wave, flux[i], err[i])
     _fits_table(d / "b_allnan.fits", wave, np.full_like(flux[0], np.nan), err[0])
-    _fits_table(d / "c_outside.fits", wave + 1000.0, flux[0], err[0])  # 6100-6200 A: the model has 4950-5350
+    _fits_table(d / "c_outside.fits", wave + 12000.0, flux[0], err[0])  # 17100-17200 A: outside every model
     _fits_table(d / "d_truncated.fits", wave, flux[1], err[1])
     raw = (d / "d_truncated.fits").read_bytes()
     (d / "d_truncated.fits").write_bytes(raw[: len(raw) // 2])
@@ -172,7 +172,7 @@ def test_bad_files_are_flagged_and_good_ones_fitted(survey, serial, tmp_path):
         # the same spectrum through a file and through the stack: the same fit
         assert row["rv_1"] == pytest.approx(float(serial[0]["rv_1"][i]), abs=1e-3)
     expect = {"b_allnan.fits": ("rejected", "all pixels are masked"),
-              "c_outside.fits": ("rejected", "no overlap with the model's wavelength range"),
+              "c_outside.fits": ("rejected", "outside every model"),
               "d_truncated.fits": ("read_error", "d_truncated.fits"),
               "e_notfits.fits": ("read_error", "e_notfits.fits"),
               "f_shapes.npz": ("read_error", "shape"),
@@ -184,7 +184,7 @@ def test_bad_files_are_flagged_and_good_ones_fitted(survey, serial, tmp_path):
         assert row["flag"] & FLAGS[flag], (src, row["flag"], row["error"])
         assert msg in row["error"], (src, row["error"])
         assert np.isnan(row["rv_1"]) and not row["is_binary"]
-    assert "6100" in by["c_outside.fits"]["error"] and "4950" in by["c_outside.fits"]["error"]
+    assert "1710" in by["c_outside.fits"]["error"] and "4950" in by["c_outside.fits"]["error"]
     assert t.meta["survey_n_not_fitted"] == sum(1 for v in expect.values() if v[0]) + (
         1 if by["g_negerr.fits"]["flag"] & (FLAGS["read_error"] | FLAGS["rejected"]) else 0)
 

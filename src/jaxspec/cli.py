@@ -8,6 +8,8 @@ Subcommands:
     jaxspec pack FILE... --out STACK.h5   pack spectrum files on one grid into an HDF5 stack
     jaxspec train ...          train an emulator (from a grid file or the line-list generator)
     jaxspec info               versions, devices, the default model and the compilation cache
+    jaxspec models install binspec PATH   convert a local binspec checkout's APOGEE network once
+                               into the user's model folder (found by every later fit)
 
 The command line turns on JAX's persistent compilation cache
 (``~/.cache/jaxspec/jax``, or ``$JAXSPEC_CACHE_DIR``; ``JAXSPEC_NO_CACHE=1``
@@ -82,6 +84,18 @@ def _info(args) -> int:
     return 0
 
 
+def _models(args) -> int:
+    from jaxspec.models.auto import install_binspec, installed_model_path
+
+    if args.action == "install":
+        out = install_binspec(args.path)
+        print(f"installed the binspec APOGEE network as {out}; APOGEE spectra now fit with no --model")
+    else:
+        p = installed_model_path("apogee")
+        print(f"apogee: {p} ({'installed' if p.is_file() else 'not installed'})")
+    return 0
+
+
 def _fit_options(args) -> dict:
     opts = {}
     if args.fixed:
@@ -107,8 +121,9 @@ def _fit_options(args) -> dict:
 
 
 def _add_fit_arguments(p) -> None:
-    p.add_argument("--model", help="emulator file (HDF5, from Emulator.save or jaxspec train); "
-                                   "default: the bundled model")
+    p.add_argument("--model", help="emulator file (HDF5, from Emulator.save or jaxspec train); default: "
+                                   "the model covering each spectrum (bundled emulator 4950-5350 A, "
+                                   "line-list generator 3800-9000 A, installed APOGEE model)")
     p.add_argument("--resolution", type=float,
                    help="resolving power for every spectrum (default: what the file or stack states)")
     p.add_argument("--fixed", nargs="+", metavar="NAME=VALUE", help="fixed parameters, e.g. vsini_1=0")
@@ -211,6 +226,16 @@ def main(argv=None) -> int:
     p.add_argument("--batch-size", type=int, default=512)
     p.add_argument("--seed", type=int, default=0)
     p.set_defaults(func=_train)
+    p = sub.add_parser(
+        "models", help="installed models (the APOGEE H-band network from a local binspec checkout)",
+        description=("Examples: jaxspec models install binspec ~/binspec/data\n"
+                     "          jaxspec models list"),
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    p.add_argument("action", choices=("install", "list"))
+    p.add_argument("source", nargs="?", choices=("binspec",), help="what to install (binspec)")
+    p.add_argument("path", nargs="?", help="binspec data folder (holds NN_normalized_spectra.npz)")
+    p.set_defaults(func=_models)
     p = sub.add_parser("info", help="versions, devices, default model, cache",
                        description="Example: jaxspec info")
     p.set_defaults(func=_info)
@@ -268,6 +293,8 @@ def main(argv=None) -> int:
     p.add_argument("--quiet", action="store_true", help="no progress bars")
     p.set_defaults(func=_map)
     args = parser.parse_args(argv)
+    if args.command == "models" and args.action == "install" and not (args.source and args.path):
+        parser.error("models install needs a source and a path: jaxspec models install binspec PATH")
     if not os.environ.get("JAXSPEC_NO_CACHE"):
         from jaxspec._cache import enable_compilation_cache
 

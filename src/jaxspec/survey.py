@@ -253,6 +253,34 @@ def _check_entry(e: dict, model_wave: np.ndarray):
     return None
 
 
+def _choose_model(e: dict):
+    """``model=None``: pick the model covering this spectrum (:func:`jaxspec.models.auto.choose_model`)
+    and cut the spectrum to its pixels; returns an error message or None."""
+    from jaxspec.fit.binary import prepare_spectrum
+    from jaxspec.models.auto import choose_model
+
+    wave = np.asarray(e["wave"], dtype=np.float64)
+    flux = np.asarray(e["flux"])
+    if flux.ndim != 1 or flux.shape != wave.shape:
+        return f"flux has shape {flux.shape} but wave has {wave.shape}"
+    try:
+        f, w, iv = prepare_spectrum(flux, wave, e["err"], e["ivar"])
+        if not np.any(iv > 0):
+            return "all pixels are masked (non-finite flux or errors, or ivar = 0)"
+        choice = choose_model(w, e["resolution"], iv)
+    except ValueError as err:
+        return str(err)
+    keep = choice.keep
+    if np.sum(keep & (iv > 0)) < 10:
+        return f"fewer than 10 usable pixels inside the model ({choice.description})"
+    res = e["resolution"]
+    if res is not None and np.ndim(res):
+        res = np.asarray(res)[keep]
+    e.update(wave=w[keep], flux=f[keep], ivar=iv[keep], err=None, resolution=res, model=choice.model,
+             model_info=choice.description)
+    return None
+
+
 def _digest(x) -> str:
     return hashlib.sha1(np.ascontiguousarray(x, dtype=np.float64).tobytes()).hexdigest()
 
@@ -271,6 +299,10 @@ def _fit_group(entries, model, unnormalized, settings):
     flux = np.stack([e["flux"] for e in entries])
     ivar = np.stack([e["ivar"] for e in entries])
     fit = fit_binary_batch(flux, wave, ivar=ivar, **kw)
+    if entries[0].get("model_info"):
+        import dataclasses
+
+        fit = dataclasses.replace(fit, model_info=entries[0]["model_info"])
     return fit, fit_rows(fit, [e["id"] for e in entries], [e["source"] for e in entries])
 
 
@@ -280,23 +312,24 @@ def _fit_chunk(inp: _Input, a: int, b: int, settings: dict, model, unnormalized)
     from jaxspec.io.results import failed_rows
 
     names, units = settings["names"], settings["units"]
-    model_wave = np.asarray(model.wave, dtype=np.float64)
+    auto = settings.get("_model", "given") is None and unnormalized is None
     entries = _read_entries(inp, a, b, settings)
     for e in entries:
         if "flag" not in e:
-            msg = _check_entry(e, model_wave)
+            msg = _choose_model(e) if auto else _check_entry(e, np.asarray(model.wave, dtype=np.float64))
             if msg is not None:
                 e.update(flag=FLAGS["rejected"], error=msg)
     groups: dict = {}
     for i, e in enumerate(entries):
         if "flag" not in e:
             res = e["resolution"]
-            key = (_digest(e["wave"]), None if res is None else _digest(res))
+            key = (id(e.get("model", model)), _digest(e["wave"]), None if res is None else _digest(res))
             groups.setdefault(key, []).append(i)
     rows = [None] * len(entries)
     for idx in groups.values():
+        m = entries[idx[0]].get("model", model)
         try:
-            _, cols = _fit_group([entries[i] for i in idx], model, unnormalized, settings)
+            _, cols = _fit_group([entries[i] for i in idx], m, unnormalized, settings)
             parts = [(idx, cols)]
         except Exception as err:  # noqa: BLE001 - isolate the spectrum that breaks the batch
             log.warning("batch of %d spectra raised %s: %s; fitting them one by one", len(idx),
@@ -304,7 +337,7 @@ def _fit_chunk(inp: _Input, a: int, b: int, settings: dict, model, unnormalized)
             parts = []
             for i in idx:
                 try:
-                    parts.append(([i], _fit_group([entries[i]], model, unnormalized, settings)[1]))
+                    parts.append(([i], _fit_group([entries[i]], m, unnormalized, settings)[1]))
                 except Exception as err1:  # noqa: BLE001
                     entries[i].update(flag=FLAGS["fit_error"], error=f"{type(err1).__name__}: {err1}")
         for ii, cols in parts:
@@ -371,7 +404,7 @@ def fit_spectra(files, *, model=None, resolution=None, unnormalized=None, bic_th
     unn = None if unnormalized is None else _load_model(unnormalized)
     names, units = _param_names(loaded, fit_options)
     settings = {"names": names, "units": units, "fit_options": fit_options, "bic_threshold": bic_threshold,
-                "read_options": read_options, "resolution_override": resolution}
+                "read_options": read_options, "resolution_override": resolution, "_model": model}
     cols = _fit_chunk(inp, 0, inp.n, settings, loaded, unn)
     return results_table(cols, names, units)
 

@@ -178,8 +178,12 @@ def test_bad_input():
     bad[3] = np.nan
     with pytest.raises(ValueError, match="finite"):
         fit_binary(flux, bad, err=err)
+    from jaxspec import default_model
+
     with pytest.raises(ValueError, match=r"6000.00-6299.85 A .* 4950.02-5349.99 A"):
-        fit_binary(flux, wave + 1000.0, err=err)
+        fit_binary(flux, wave + 1000.0, err=err, model=default_model())
+    with pytest.raises(ValueError, match=r"outside every model.*line-list generator 38..-89.. A"):  # model=None: no model covers it
+        fit_binary(flux, wave + 12000.0, err=err)
     with pytest.raises(ValueError, match="not both"):
         fit_binary(flux, wave, err=err, ivar=1 / err**2)
     with pytest.raises(ValueError, match="negative"):

@@ -44,7 +44,7 @@ def written(tmp_path_factory):
 
 
 def test_formats_tuple():
-    assert set(FORMATS) == set(WRITERS) | {"npz"}
+    assert set(FORMATS) == set(WRITERS) | {"npz", "galah_dr3", "galah_dr4"}
 
 
 @pytest.mark.parametrize("fmt", list(WRITERS))
@@ -146,8 +146,8 @@ REAL = [
     ("lamost/med-58408-TD230151N343645T01_sp01-015.fits", "lamost_mrs", "681001015", 7),
     ("lamost/spec-58397-EG014118N254444M01_sp03-031.fits", "lamost_lrs", "677503031", 1),
     ("sdss/spec-3586-55181-0500.fits", "fits_table", "spec-3586-55181-0500", 1),
-    ("galah/dr3/1704080050012171.fits", "fits_image", "170408005001217", 1),
-    ("galah/dr4_iraf6/2101150001010051.fits", "fits_image", "gaiadr2_3335061866491047040", 1),
+    ("galah/dr3/1704080050012171.fits", "galah_dr3", "170408005001217", 1),
+    ("galah/dr4_iraf6/2101150001010051.fits", "galah_dr4", "210115000101005", 1),
     ("salt/mbgphR201811160014_u1we.fits", "fits_image", None, 33),
 ]
 

@@ -137,6 +137,25 @@ def prepare_spectrum(flux, wave, err=None, ivar=None):
     return flux, wave, ivar
 
 
+def _auto_model(model, flux, wave, ivar, resolution):
+    """``model=None``: the model that covers the observed pixels (:func:`jaxspec.models.auto.choose_model`),
+    with the spectrum cut to the pixels it covers. Returns ``(model, flux, wave, ivar, resolution, info)``."""
+    if model is not None:
+        return model, flux, wave, ivar, resolution, ""
+    from jaxspec.models.auto import choose_model
+
+    good = np.any(np.atleast_2d(ivar) > 0, axis=0)
+    choice = choose_model(wave, resolution, good.astype(np.float64))
+    keep = choice.keep
+    if not np.all(keep):
+        if np.sum(keep) < 10:
+            raise ValueError(f"only {int(np.sum(keep))} pixels inside the model ({choice.description})")
+        flux, ivar, wave = flux[..., keep], ivar[..., keep], wave[keep]
+        if resolution is not None and np.ndim(resolution):
+            resolution = np.asarray(resolution)[keep]
+    return choice.model, flux, wave, ivar, resolution, choice.description
+
+
 # ------------------------------------------------------------------ the fitter
 
 
@@ -760,7 +779,10 @@ def local_fits(starts: dict, flux, wave, err=None, ivar=None, model=None, resolu
         flux: (P,) observed flux of one spectrum.
         wave: (P,) vacuum wavelengths [A].
         err, ivar: (P,) 1-sigma errors or inverse variance (one of them).
-        model: spectral model (default :func:`jaxspec.default_model`).
+        model: spectral model; None (default): the model that covers the observed pixels
+            (:func:`jaxspec.models.auto.choose_model`: the bundled emulator inside 4950-5350 A,
+            else the line-list generator on the observed segments of 3800-9000 A, else an
+            installed APOGEE model); pixels outside it are left out.
         resolution: instrument resolving power R (a number or (P,) per pixel; None = no LSF).
         unnormalized, options: as :func:`fit_binary`.
         max_iter: iterations per start.
@@ -768,11 +790,8 @@ def local_fits(starts: dict, flux, wave, err=None, ivar=None, model=None, resolu
     Returns:
         ``{name: (S,) array}`` of the solutions with ``"chi2"`` (S,) and ``"converged"`` (S,).
     """
-    if model is None:
-        from jaxspec.emulator.default import default_model
-
-        model = default_model()
     flux, wave, ivar = prepare_spectrum(flux, wave, err, ivar)
+    model, flux, wave, ivar, resolution, _ = _auto_model(model, flux, wave, ivar, resolution)
     opts = _options(model, **options)
     fitter = _get_fitter(model, wave, resolution, opts, unnormalized)
     spec = fitter.bm.spec
@@ -976,7 +995,10 @@ def fit_binary_batch(
             inside the model grid.
         err, ivar: (N, P) 1-sigma errors or inverse variances (one of them;
             neither means unit weights). Non-finite pixels are masked.
-        model: spectral model (default :func:`jaxspec.default_model`).
+        model: spectral model; None (default): the model that covers the observed pixels
+            (:func:`jaxspec.models.auto.choose_model`: the bundled emulator inside 4950-5350 A,
+            else the line-list generator on the observed segments of 3800-9000 A, else an
+            installed APOGEE model); pixels outside it are left out.
         resolution: resolving power (a number or (P,) per pixel); None: no LSF.
         chunk_size: spectra per compiled call (default: 1 on a CPU, 256 otherwise).
         threads: chunks fitted concurrently (default: the usable CPU cores on
@@ -1002,10 +1024,6 @@ def fit_binary_batch(
         ValueError: shape mismatch, bad wavelengths, no overlap with the model
             (both ranges named), negative errors, bad options.
     """
-    if model is None:
-        from jaxspec.emulator.default import default_model
-
-        model = default_model()
     wave = check_wavelengths(wave, "wave", min_size=10)
     flux = np.asarray(flux)
     if flux.ndim != 2:
@@ -1015,6 +1033,18 @@ def fit_binary_batch(
     for name, x in (("err", err), ("ivar", ivar)):
         if x is not None and x.shape != flux.shape:
             raise ValueError(f"{name} has shape {x.shape} but flux has {flux.shape}")
+    info = ""
+    if model is None:
+        from jaxspec.models.auto import choose_model
+
+        choice = choose_model(wave, resolution)
+        model, info, keep = choice.model, choice.description, choice.keep
+        if not np.all(keep):
+            flux, wave = flux[:, keep], wave[keep]
+            err = None if err is None else err[:, keep]
+            ivar = None if ivar is None else ivar[:, keep]
+            if resolution is not None and np.ndim(resolution):
+                resolution = np.asarray(resolution)[keep]
     n = flux.shape[0]
     # Check everything before fitting anything (a bad value must not stop a run half-way);
     # in blocks, so that no full float64 copy of the stack is ever made.
@@ -1040,7 +1070,7 @@ def fit_binary_batch(
     extra = _amortized_starts(fitter, flux, wave, err, ivar, resolution) if opts.init == "amortized" else None
     raw = fitter.run(get_chunk, n, chunk_size=chunk_size, return_model=return_model, progress=progress,
                      threads=threads, devices=None if devices is None else list(devices), extra_starts=extra)
-    return fitter.result(raw, bic_threshold=bic_threshold, batched=True)
+    return dataclasses.replace(fitter.result(raw, bic_threshold=bic_threshold, batched=True), model_info=info)
 
 
 def _amortized_starts(fitter, flux, wave, err, ivar, resolution):
@@ -1099,7 +1129,10 @@ def fit_binary(
         wave: (P,) vacuum wavelengths [A], increasing, inside the model grid.
         err, ivar: (P,) 1-sigma errors or inverse variance (one of them;
             neither means unit weights). Non-finite pixels are masked.
-        model: spectral model (default :func:`jaxspec.default_model`).
+        model: spectral model; None (default): the model that covers the observed pixels
+            (:func:`jaxspec.models.auto.choose_model`: the bundled emulator inside 4950-5350 A,
+            else the line-list generator on the observed segments of 3800-9000 A, else an
+            installed APOGEE model); pixels outside it are left out.
         resolution: instrument resolving power, a number or (P,) per pixel
             (None = no LSF, e.g. for a model that includes the instrument).
         [fit options]
@@ -1113,16 +1146,14 @@ def fit_binary(
             wavelengths outside the model (both ranges named), all pixels
             masked, fewer usable pixels than parameters, negative errors.
     """
-    if model is None:
-        from jaxspec.emulator.default import default_model
-
-        model = default_model()
     flux, wave, ivar = prepare_spectrum(flux, wave, err, ivar)
     if flux.ndim != 1:
         raise ValueError(f"fit_binary fits one spectrum, shape (P,); got {flux.shape}: use fit_binary_batch")
     n_good = int(np.sum(ivar > 0))
     if n_good == 0:
         raise ValueError("all pixels are masked (non-finite flux or err, or ivar = 0)")
+    model, flux, wave, ivar, resolution, info = _auto_model(model, flux, wave, ivar, resolution)
+    n_good = int(np.sum(ivar > 0))
     opts = _options(model, **options)
     fitter = _get_fitter(model, wave, resolution, opts, unnormalized)
     n_par = len(fitter.bm.spec.free) + fitter.n_cont
@@ -1131,7 +1162,7 @@ def fit_binary(
     extra = (_amortized_starts(fitter, flux[None], wave, None, ivar[None], resolution)
              if opts.init == "amortized" else None)
     raw = fitter.run(lambda a, b: (flux[None], ivar[None]), 1, chunk_size=1, return_model=True, extra_starts=extra)
-    return fitter.result(raw, bic_threshold=bic_threshold, batched=False)
+    return dataclasses.replace(fitter.result(raw, bic_threshold=bic_threshold, batched=False), model_info=info)
 
 
 def fit_single(flux, wave, err=None, ivar=None, model=None, resolution=None, **options) -> BinaryFit:
@@ -1145,7 +1176,10 @@ def fit_single(flux, wave, err=None, ivar=None, model=None, resolution=None, **o
         wave: (P,) vacuum wavelengths [A], increasing, inside the model grid.
         err, ivar: (P,) 1-sigma errors or inverse variance (one of them;
             neither means unit weights).
-        model: spectral model (default :func:`jaxspec.default_model`).
+        model: spectral model; None (default): the model that covers the observed pixels
+            (:func:`jaxspec.models.auto.choose_model`: the bundled emulator inside 4950-5350 A,
+            else the line-list generator on the observed segments of 3800-9000 A, else an
+            installed APOGEE model); pixels outside it are left out.
         resolution: instrument resolving power, a number or (P,) per pixel
             (None = no LSF).
         **options: as :func:`fit_binary` (``fixed`` is extended with
@@ -1174,12 +1208,9 @@ def chi2_at(params: dict, flux, wave, err=None, ivar=None, model=None, resolutio
     Returns:
         (N,) chi-square.
     """
-    if model is None:
-        from jaxspec.emulator.default import default_model
-
-        model = default_model()
     flux, wave, ivar = prepare_spectrum(flux, wave, err, ivar)
     flux, ivar = np.atleast_2d(flux), np.atleast_2d(ivar)
+    model, flux, wave, ivar, resolution, _ = _auto_model(model, flux, wave, ivar, resolution)
     fitter = _get_fitter(model, wave, resolution, _options(model, **options), unnormalized)
     bm = fitter.bm
     missing = [n for n in bm.spec.names if n not in params]

@@ -41,7 +41,7 @@ def flag_messages(flag: int) -> str:
     return ", ".join(name.replace("_", " ") for name, bit in FLAGS.items() if flag & bit)
 
 
-_META = ("names", "free", "units", "ref_wave", "flux_ratio_mode", "bic_threshold")
+_META = ("names", "free", "units", "ref_wave", "flux_ratio_mode", "bic_threshold", "model_info")
 _DATA = (
     "params", "errors", "covariance", "chi2", "dof", "n_iter", "converged", "at_bound",
     "single_params", "single_errors", "single_chi2", "delta_chi2", "bic_single", "bic_binary",
@@ -103,6 +103,9 @@ class BinaryFit:
         names, free, units: parameter names (all, free) and units.
         ref_wave: wavelength [A] at which ``flux_ratio`` is defined.
         flux_ratio_mode, bic_threshold: settings of the fit.
+        model_info: the spectral model and the pixels it covered, when ``model=None`` chose it
+            (e.g. ``"line-list generator (4 segments, 3 km/s pixels) 4700-7895 A: 16001 of 16001
+            usable pixels"``); "" when a model was given.
     """
 
     params: dict
@@ -141,6 +144,7 @@ class BinaryFit:
     ref_wave: float = 0.0
     flux_ratio_mode: str = "constant"
     bic_threshold: float = 10.0
+    model_info: str = ""
 
     def __repr__(self) -> str:
         if self.batched:
@@ -237,6 +241,8 @@ class BinaryFit:
                                for m in range(1, min(n_modes, 4)))
             lines.append(f"{n_modes} basins (velocity pairs): {others}"
                          + ("  AMBIGUOUS" if bool(self.ambiguous) else ""))
+        if self.model_info:
+            lines.append(f"model: {self.model_info}")
         if int(self.flag):
             lines.append(f"FLAG: {self.flag_message}")
         return "\n".join(lines)

@@ -1,4 +1,4 @@
-"""Reading spectra (generic FITS, APOGEE, LAMOST, arrays), the HDF5 survey stack and results tables.
+"""Reading spectra (generic FITS, APOGEE, LAMOST, GALAH, arrays), the HDF5 survey stack and results tables.
 
 * :func:`read_spectrum` / :func:`read_spectra` read any supported file into a
   :class:`Spectrum` (vacuum wavelengths, increasing; masked pixels at
@@ -14,6 +14,7 @@ astropy and h5py are imported lazily, inside the functions that need them.
 
 from jaxspec.io.apogee import read_apstar, read_apvisit, read_aspcapstar
 from jaxspec.io.fits import read_fits_image, read_fits_table
+from jaxspec.io.galah import GALAH_RESOLUTION, read_galah
 from jaxspec.io.lamost import read_lamost_lrs, read_lamost_mrs
 from jaxspec.io.read import FORMATS, detect_format, read_npz, read_spectra, read_spectrum
 from jaxspec.io.results import read_results, results_table, write_results
@@ -22,6 +23,7 @@ from jaxspec.io.stack import Stack, StackWriter, read_stack, stack_info, write_s
 
 __all__ = [
     "FORMATS",
+    "GALAH_RESOLUTION",
     "Spectrum",
     "SpectrumFormatError",
     "Stack",
@@ -34,6 +36,7 @@ __all__ = [
     "read_aspcapstar",
     "read_fits_image",
     "read_fits_table",
+    "read_galah",
     "read_lamost_lrs",
     "read_lamost_mrs",
     "read_npz",

@@ -14,13 +14,18 @@ APOGEE layouts whose headers are ambiguous. The rules, first match wins:
    bitmask) -> "apstar";
 6. HDU 1 a 1-D image with a log-linear WCS, HDU 2 the same shape, and an ASPCAP sign (HDU 4 table
    with PARAM/FPARAM, a FERRE primary keyword, or file name aspcapStar*) -> "aspcapstar";
-7. a table with a flux-like and a wavelength-like column -> "fits_table";
-8. a 1-D image with CRVAL1 (or COEFF0) -> "fits_image";
+7. a 1-D primary image with a CRVAL1 WCS, a HERMES / AAT / GALAH primary header (INSTRUME
+   'HERMES-2dF', TELESCOP 'Anglo-Australian Telescope' or ORIGIN 'GALAH ...') and an
+   ``input_sigma`` extension -> "galah_dr3" (one CCD file; the star's CCD files are read together);
+8. the same HERMES primary with a ``relative_error`` extension (IRAF reduction 6.0) -> "galah_dr4";
+9. a table with a flux-like and a wavelength-like column -> "fits_table";
+10. a 1-D image with CRVAL1 (or COEFF0) -> "fits_image";
 otherwise :class:`SpectrumFormatError` listing the HDUs.
 """
 
 from __future__ import annotations
 
+import functools
 import json
 from pathlib import Path
 
@@ -37,13 +42,15 @@ from jaxspec.io.fits import (
     read_fits_table,
     read_fits_table_rows,
 )
+from jaxspec.io.galah import galah_release, read_galah
 from jaxspec.io.lamost import lamost_mrs_exposures, read_lamost_lrs, read_lamost_mrs
 from jaxspec.io.spectrum import Spectrum, SpectrumFormatError, from_arrays
 
 __all__ = ["FORMATS", "detect_format", "read_spectrum", "read_spectra", "read_npz"]
 
 #: Format names accepted by ``format=`` (and returned by :func:`detect_format`).
-FORMATS = ("apstar", "aspcapstar", "apvisit", "lamost_mrs", "lamost_lrs", "fits_table", "fits_image", "npz")
+FORMATS = ("apstar", "aspcapstar", "apvisit", "lamost_mrs", "lamost_lrs", "galah_dr3", "galah_dr4",
+           "fits_table", "fits_image", "npz")
 
 
 def _image(h):
@@ -83,6 +90,9 @@ def _detect_fits(hdul, path) -> str | None:
             aspcap_table or "FERRE" in h0 or name.startswith("aspcapstar")
         ):
             return "aspcapstar"
+    galah = galah_release(hdul)
+    if galah is not None:
+        return galah
     for h in tables:
         cols = {c.lower() for c in h.columns.names}
         if cols & set(FLUX_COLUMNS) and cols & set(WAVE_COLUMNS):
@@ -165,6 +175,8 @@ _READERS = {
     "apvisit": read_apvisit,
     "lamost_mrs": read_lamost_mrs,
     "lamost_lrs": read_lamost_lrs,
+    "galah_dr3": functools.partial(read_galah, release="galah_dr3"),
+    "galah_dr4": functools.partial(read_galah, release="galah_dr4"),
     "fits_table": read_fits_table,
     "fits_image": read_fits_image,
     "npz": read_npz,
@@ -195,7 +207,8 @@ def read_spectrum(path, format: str | None = None, **kw) -> Spectrum:
     Returns
     -------
     Spectrum: for apStar the first combined spectrum (row 0), for LAMOST MRS the blue+red coadd,
-    for a multi-row table row 0, for a multi-HDU image the first 1-D image.
+    for a GALAH CCD file the star's CCD files joined (``ccds=``, ``normalized=`` as
+    :func:`read_galah`), for a multi-row table row 0, for a multi-HDU image the first 1-D image.
 
     Raises
     ------
@@ -216,7 +229,8 @@ def read_spectra(path, format: str | None = None, **kw) -> list[Spectrum]:
     apStar: the visit rows (2..; the single row of a one-visit file); LAMOST MRS: each single
     exposure (blue+red joined by LMJM; the coadd when the file has no exposures); FITS table:
     every row of a one-spectrum-per-row table; FITS image: every 1-D image HDU sharing the first
-    one's EXTNAME (e.g. the echelle orders of a SALT HRS file); other formats: a one-element list.
+    one's EXTNAME (e.g. the echelle orders of a SALT HRS file); other formats (GALAH included: its
+    CCD files joined into one spectrum): a one-element list.
 
     Parameters
     ----------
