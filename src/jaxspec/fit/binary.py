@@ -480,8 +480,7 @@ class _Fitter:
         if spec["rv_1"].fixed is None and spec["rv_2"].fixed is None:
             theta0 = spec.from_unconstrained(b0)
             prv = templates["rv"][::2]  # the profile on every other TODCOR velocity: 4x cheaper
-            f1, f2 = bm.velocity_grid(theta0, prv)
-            m0 = bm.flux(theta0)
+            f1, f2, m0 = bm.velocity_grid(theta0, prv, with_flux=True)
             cb, _ = solve_continuum(m0, d, w, design)
             cb = jnp.where(jnp.abs(cb) > 1e-6, cb, 1.0)
             yb = 1.0 - d / cb
@@ -581,9 +580,8 @@ class _Fitter:
             "modes_chi2": modes_chi2,
             "n_good": n_good,
         }
-        m = bm.flux(theta)
+        m, c1, c2 = bm.flux_and_contributions(theta)
         cont, _ = solve_continuum(m, d, w, design)
-        c1, c2 = bm.contributions(theta)
         out.update(model=m * cont, model_1=c1 * cont, model_2=c2 * cont, continuum=cont)
         return out
 

@@ -90,18 +90,21 @@ def levenberg_marquardt(
 
     linearize = linearize_generic if linearize_fn is None else linearize_fn
 
+    # The start is linearized by the loop's own first pass (a flag in the state), not by a call
+    # before the loop: the model is then traced once per solver instead of twice, which halves
+    # the compiled program of a fit (a line-list model's flux is thousands of operations).
     def cond(state):
-        return (state[0] < max_iter) & ~state[-2]
+        return state[-1] | ((state[0] < max_iter) & ~state[-3])
 
     def body(state):
         # The trial point is linearized right away (residual and Jacobian in one pass): an
         # accepted step, the common case, then needs no second model evaluation.
-        it, z, r, jt, cost, lam, _, conv = state
+        it, z, r, jt, cost, lam, _, conv, first = state
         jtj = jt @ jt.T
         g = jt @ r
         diag = jnp.diag(jtj) + 1e-12
         step = -jnp.linalg.solve(jtj + lam * jnp.diag(diag) + 1e-12 * eye, g)
-        z_new = z + step
+        z_new = jnp.where(first, z, z + step)
         r_new, jt_new = linearize(z_new)
         cost_new = 0.5 * jnp.sum(r_new * r_new)
         ok = jnp.isfinite(cost_new) & (cost_new < cost) & jnp.all(jnp.isfinite(jt_new))
@@ -117,20 +120,23 @@ def levenberg_marquardt(
         small = small | (0.5 * jnp.dot(g, gn) < ftol * cost)
         # A rejected step that cannot shrink further (lam huge) also ends the loop.
         stuck = ~ok & (lam > 1e12)
+        ok = ok | first  # the first pass takes the start as it is
         z = jnp.where(ok, z_new, z)
         r = jnp.where(ok, r_new, r)
         jt = jnp.where(ok, jt_new, jt)
         cost = jnp.where(ok, cost_new, cost)
-        lam = jnp.where(ok, jnp.maximum(lam * 0.3, 1e-9), lam * 4.0)
+        lam = jnp.where(first, lam, jnp.where(ok, jnp.maximum(lam * 0.3, 1e-9), lam * 4.0))
         # Stuck means no damped step lowers the cost any more: at the working precision this
-        # is a minimum, so it counts as converged.
-        return it + 1, z, r, jt, cost, lam, small | stuck, conv | small | stuck
+        # is a minimum, so it counts as converged. A start whose cost is not finite stops at once.
+        done = jnp.where(first, ~jnp.isfinite(cost_new), small | stuck)
+        conv = jnp.where(first, conv, conv | small | stuck)
+        return it + jnp.where(first, 0, 1), z, r, jt, cost, lam, done, conv, jnp.asarray(False)
 
-    r0, jt0 = linearize(z0)
-    cost0 = 0.5 * jnp.sum(r0 * r0)
-    state = (jnp.asarray(0), z0, r0, jt0, cost0, jnp.asarray(lam0, z0.dtype), ~jnp.isfinite(cost0),
-             jnp.asarray(False))
-    it, z, _, jt, cost, _, _, conv = jax.lax.while_loop(cond, body, state)
+    r_shape, jt_shape = jax.eval_shape(linearize, z0)
+    state = (jnp.asarray(0), z0, jnp.zeros(r_shape.shape, r_shape.dtype), jnp.zeros(jt_shape.shape, jt_shape.dtype),
+             jnp.asarray(jnp.inf, r_shape.dtype), jnp.asarray(lam0, z0.dtype), jnp.asarray(False),
+             jnp.asarray(False), jnp.asarray(True))
+    it, z, _, jt, cost, _, _, conv, _ = jax.lax.while_loop(cond, body, state)
     return LMResult(
         z=z,
         cost=cost,

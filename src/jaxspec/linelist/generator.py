@@ -128,7 +128,7 @@ class LineListGenerator:
         label_names=("teff", "logg", "feh"),
         params: GeneratorParams | None = None,
         label_bounds: dict | None = None,
-        window_threshold: float = 2e-4,
+        window_threshold: float = 1.5e-4,
         max_window_kms: float = 3000.0,
     ):
         if linelist is None:
@@ -270,9 +270,10 @@ class LineListGenerator:
         dpix = self._lines["wave"] * self._dlnlam  # [A per pixel]
         return s / dpix, sigma / self.pixel_kms, gamma / self.pixel_kms
 
-    def _eta(self, strength, sigma, gamma):
-        """Summed line-to-continuum opacity ratio on the grid, (n_pix,)."""
-        n_pix = self._wave.size
+    def _eta(self, strength, sigma, gamma, n_pix: int | None = None):
+        """Summed line-to-continuum opacity ratio on the grid, (n_pix,) (``n_pix`` for block
+        tables laid out on another pixel axis than :attr:`wave`'s)."""
+        n_pix = self._wave.size if n_pix is None else int(n_pix)
         # Per-line profile coefficients, computed once (not per pixel):
         # eta_l(x) = a_g exp(-c_g x^2) + a_l / (x^2 + c_l)   (TCH pseudo-Voigt).
         hw, mix = pseudo_voigt_params(sigma, gamma)
@@ -299,7 +300,10 @@ class LineListGenerator:
     def _flux(self, labels, loggf_offset, params: GeneratorParams | None = None):
         p = self.params if params is None else params
         strength, sigma, gamma = self._line_params(labels, loggf_offset, p)
-        eta = self._eta(strength, sigma, gamma)
+        return self._flux_from_eta(self._eta(strength, sigma, gamma), p)
+
+    def _flux_from_eta(self, eta, p: GeneratorParams):
+        """Residual flux of one contiguous stretch of grid from its opacity ratio ``eta``."""
         d_core = p.core_frac * (1.0 - p.d_max)
         flux = 1.0 - p.d_max * eta / (1.0 + eta) - d_core * eta / (10.0**p.log_eta_core + eta)
         if not _is_zero(p.vmacro):

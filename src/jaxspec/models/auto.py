@@ -164,7 +164,9 @@ class BandModel:
         bin: fine pixels averaged into one model pixel.
         label_bounds: label box (default :data:`OPTICAL_LABEL_BOUNDS`).
 
-    A JAX pytree whose leaves are the generators' line, atomic and block-table arrays: under
+    The segments are evaluated together: one line list, one set of block tables on the
+    segments' grids laid side by side (see :meth:`flux`). A JAX pytree whose leaves are the
+    line, atomic and block-table arrays: under
     ``jit`` they are arguments, not constants (as constants XLA folds the block tables' gathers
     and a 16,000-pixel fit took minutes to compile instead of seconds).
 
@@ -179,6 +181,7 @@ class BandModel:
     """
 
     def __init__(self, ranges, *, fine_kms: float = 1.0, bin: int = 3, label_bounds=None):
+        from jaxspec.linelist.blocks import BLOCK, build_block_groups
         from jaxspec.linelist.generator import LineListGenerator
 
         ranges = [(float(a), float(b)) for a, b in ranges]
@@ -206,24 +209,56 @@ class BandModel:
             lnw = np.log(g.wave[:n]).reshape(-1, k).mean(axis=1)
             waves.append(np.exp(lnw))
         self._wave = np.concatenate(waves)
+        # One evaluation for all segments: their lines in one list and their grids side by side
+        # on one pixel axis, each starting at a multiple of the block size, a line reaching only
+        # its own segment's blocks. The line physics and the profile sums are then traced once,
+        # not once per segment (a four-CCD GALAH fit compiled ~4x longer before).
+        offsets, off = [], 0
+        for g in self.generators:
+            offsets.append(off)
+            off += -(-g.wave.size // BLOCK) * BLOCK
+        self._offsets, self._n_axis = tuple(offsets), off
+        merged = copy.copy(self.generators[0])
+        from jaxspec.linelist.strength import _continuum_nodes
+
+        n_lines = [g.n_lines for g in self.generators]
+        per_line = [key for key in merged._lines if key not in ("cont_nodes", "cont_i0", "cont_w")]
+        lines = {key: jnp.concatenate([jnp.asarray(g._lines[key]) for g in self.generators]) for key in per_line}
+        for key, v in lines.items():
+            if v.shape[0] != sum(n_lines):
+                raise RuntimeError(f"line array {key!r} is not one value per line")
+        # the continuum-opacity nodes span all segments' lines
+        nodes, i0, wgt = _continuum_nodes(np.concatenate([np.asarray(g._lines["wave"]) for g in self.generators]))
+        dt = lines["wave"].dtype
+        lines.update(cont_nodes=jnp.asarray(nodes, dt), cont_w=jnp.asarray(wgt, dt),
+                     cont_i0=jnp.asarray(i0, jnp.int32))
+        merged._lines = lines
+        pos = np.concatenate([g._pos_np + o for g, o in zip(self.generators, offsets, strict=True)])
+        pos_int = np.concatenate([g._pos_int + o for g, o in zip(self.generators, offsets, strict=True)])
+        hydrogen = np.concatenate([g._hydrogen_np for g in self.generators])
+        hw = np.concatenate([g._half_window for g in self.generators])
+        line_seg = np.repeat(np.arange(len(self.generators)), n_lines)
+        starts = np.arange(off // BLOCK) * BLOCK
+        block_seg = np.searchsorted(np.asarray(offsets), starts, side="right") - 1
+        merged._groups = build_block_groups(pos, pos_int, hydrogen, hw, off, line_segment=line_seg,
+                                            block_segment=block_seg)
+        self._merged = merged
 
     def tree_flatten(self):
-        leaves = [(g._lines, g._atomic, [(grp.tables, grp.offsets, grp.inverse) for grp in g._groups])
-                  for g in self.generators]
-        return (leaves,), _Static(self)
+        g = self._merged
+        return ((g._lines, g._atomic, [(grp.tables, grp.offsets, grp.inverse) for grp in g._groups]),
+                _Static(self))
 
     @classmethod
     def tree_unflatten(cls, aux, children):
         template = aux.model
         new = copy.copy(template)
-        gens = []
-        for g, (lines, atomic, groups) in zip(template.generators, children[0], strict=True):
-            g2 = copy.copy(g)
-            g2._lines, g2._atomic = lines, atomic
-            g2._groups = [dataclasses.replace(grp, tables=t, offsets=o, inverse=i)
-                          for grp, (t, o, i) in zip(g._groups, groups, strict=True)]
-            gens.append(g2)
-        new.generators = gens
+        lines, atomic, groups = children
+        g2 = copy.copy(template._merged)
+        g2._lines, g2._atomic = lines, atomic
+        g2._groups = [dataclasses.replace(grp, tables=t, offsets=o, inverse=i)
+                      for grp, (t, o, i) in zip(template._merged._groups, groups, strict=True)]
+        new._merged = g2
         return new
 
     @property
@@ -243,9 +278,17 @@ class BandModel:
 
     def flux(self, labels):
         """(n_pix,) normalized flux on :attr:`wave` for one label vector (teff [K], logg, feh [dex])."""
+        from jaxspec.spectral_model import check_labels
+
+        check_labels(labels, self.label_names)
+        labels = jnp.asarray(labels)
+        g = self._merged
+        p = g.params
+        strength, sigma, gamma = g._line_params(labels, jnp.zeros(g._lines["wave"].shape[0], labels.dtype), p)
+        eta = g._eta(strength, sigma, gamma, n_pix=self._n_axis)
         parts = []
-        for g, n in zip(self.generators, self._n, strict=True):
-            f = g.flux(labels)[:n]
+        for seg, o, n in zip(self.generators, self._offsets, self._n, strict=True):
+            f = g._flux_from_eta(eta[o:o + seg.wave.size], p)[:n]
             parts.append(f.reshape(-1, self.bin).mean(axis=1) if self.bin > 1 else f)
         return jnp.concatenate(parts)
 

@@ -331,13 +331,19 @@ class BinaryModel:
         offset) commute, so this equals rotating, shifting and then convolving the sum."""
         return self._shift_segments(self._rest(theta, i), theta[f"rv_{i}"])
 
+    def _rotates(self, i) -> bool:
+        return self.spec[f"vsini_{i}"].fixed != 0.0
+
     def _rest(self, theta, i):
         """Star i on the model grid, rotated and convolved but not shifted (rv 0)."""
-        f = self.model.flux(self.labels(theta, i))
-        rotate = self.spec[f"vsini_{i}"].fixed != 0.0
+        rotate = self._rotates(i)
+        return self._rest_from(self.labels(theta, i), theta[f"vsini_{i}"] if rotate else None, rotate)
+
+    def _rest_from(self, labels, vsini, rotate: bool):
+        f = self.model.flux(labels)
         kernel = None
         if rotate:
-            kernel = rotation_kernel(theta[f"vsini_{i}"], self.dlnlam, vsini_max=self.vsini_max)
+            kernel = rotation_kernel(vsini, self.dlnlam, vsini_max=self.vsini_max)
             if self._lsf_kernel is not None:
                 kernel = combine_kernels(kernel, jnp.asarray(self._lsf_kernel, kernel.dtype))
         elif self._lsf_kernel is not None:
@@ -346,6 +352,39 @@ class BinaryModel:
         if kernel is not None:
             f = self._per_segment(f, lambda seg, a, b: convolve_same(seg, kernel))
         return f
+
+    def _pairable(self) -> bool:
+        """Whether both stars go through one vmapped evaluation (both rotate or neither)."""
+        return not self.single and self._rotates(1) == self._rotates(2)
+
+    def _pair_inputs(self, theta):
+        """(2, L + 1): each star's labels and vsini (0 where it does not rotate)."""
+        rows = []
+        for i in (1, 2):
+            lab = self.labels(theta, i)
+            v = jnp.asarray(theta[f"vsini_{i}"], lab.dtype) if self._rotates(i) else jnp.zeros((), lab.dtype)
+            rows.append(jnp.concatenate([lab, v[None]]))
+        return jnp.stack(rows)
+
+    def _rest_pair(self, theta):
+        """Both stars at rest (rotated and convolved, not shifted). The spectral model is traced
+        once, vmapped over the two stars, where their structure allows: one copy of a line-list
+        model's thousands of operations in the compiled fit instead of two."""
+        if not self._pairable():
+            return self._rest(theta, 1), self._rest(theta, 2)
+        n_lab = len(self.model.label_names)
+        rotate = self._rotates(1)
+        out = jax.vmap(lambda x: self._rest_from(x[:n_lab], x[n_lab], rotate))(self._pair_inputs(theta))
+        return out[0], out[1]
+
+    def _slot(self, name, i):
+        """Which input of star i's evaluation a parameter it owns is: a label index, 'rv' or 'vsini'."""
+        if name == f"rv_{i}":
+            return "rv"
+        if name == f"vsini_{i}":
+            return "vsini"
+        base = name if name in self.shared else name[:-2]
+        return self.model.label_names.index(base)
 
     def _shift_segments(self, f, rv):
         """Doppler shift, segment by segment: as :func:`~jaxspec.physics.doppler_shift` (linear
@@ -379,9 +418,10 @@ class BinaryModel:
             ``(F_1, F_2)``: two (n_model,) normalized spectra on the model grid
             ``self.model.wave`` [A], not yet weighted by the flux ratio.
         """
-        return self._star(theta, 1), self._star(theta, 2)
+        r1, r2 = self._rest_pair(theta)
+        return self._shift_segments(r1, theta["rv_1"]), self._shift_segments(r2, theta["rv_2"])
 
-    def velocity_grid(self, theta: dict, rv):
+    def velocity_grid(self, theta: dict, rv, *, with_flux: bool = False):
         """Each star at every velocity of a grid, everything else held at ``theta``.
 
         What a two-dimensional cross-correlation with the fitted stars as templates needs:
@@ -394,13 +434,18 @@ class BinaryModel:
 
         Returns:
             ``(F_1, F_2)``: two (n_rv, n_obs) normalized spectra on the observed pixels,
-            not weighted by the flux ratio.
+            not weighted by the flux ratio; with ``with_flux=True`` also :meth:`flux` at
+            ``theta`` (n_obs,), from the same evaluation of the stars.
         """
         out = []
-        for i in (1, 2):
-            f = self._rest(theta, i)
+        rests = self._rest_pair(theta)
+        for f in rests:
             out.append(jax.vmap(lambda v, f=f: self._observe(self._shift_segments(f, v)))(jnp.asarray(rv)))
-        return out[0], out[1]
+        if not with_flux:
+            return out[0], out[1]
+        f1, f2 = self._shift_segments(rests[0], theta["rv_1"]), self._shift_segments(rests[1], theta["rv_2"])
+        k = self.ratio(theta)
+        return out[0], out[1], self._observe((f1 + k * f2) / (1.0 + k))
 
     def _observe(self, f):
         if self._res_grid is not None:
@@ -457,8 +502,8 @@ class BinaryModel:
             return jax.vmap(lambda t: jax.jvp(f, (v0,), (t,)), out_axes=(None, 0))(basis)
 
         stars = (1,) if self.single else (1, 2)
-        out = {}
-        for i in stars:
+        out = self._paired_linearization(theta, free, dt) if self._pairable() else {}
+        for i in stars if not out else ():
             own = [n for n in free if self._owns(n, i)]
             if own:
                 out[i] = (*linearize(lambda th, i=i: self._star(th, i), own), own)
@@ -488,6 +533,50 @@ class BinaryModel:
         jt = jnp.stack([sum(cols[n][1:], cols[n][0]) if cols[n] else zero for n in free])
         return self._observe(comb), self._observe(jt)
 
+    def _paired_linearization(self, theta, free, dt):
+        """Both stars' flux and tangents from one vmapped forward-mode pass (see :meth:`_rest_pair`),
+        as ``{i: (flux, tangents (n_own, n_model), own names)}``; ``{}`` where the stars' free
+        parameters do not correspond one to one (then each star is linearized on its own)."""
+        own = {i: [n for n in free if self._owns(n, i)] for i in (1, 2)}
+        slots = {i: [self._slot(n, i) for n in own[i]] for i in (1, 2)}
+        if slots[1] != slots[2] or not own[1]:
+            return {}
+        n_lab = len(self.model.label_names)
+        rest_slots = [s for s in slots[1] if s != "rv"]
+        rotate = self._rotates(1)
+
+        def rest(x):
+            return self._rest_from(x[:n_lab], x[n_lab], rotate)
+
+        xs = self._pair_inputs(theta).astype(dt)
+        if rest_slots:
+            basis = np.zeros((len(rest_slots), n_lab + 1))
+            for j, s_ in enumerate(rest_slots):
+                basis[j, n_lab if s_ == "vsini" else s_] = 1.0
+            basis = jnp.asarray(basis, dt)
+            prim, tans = jax.vmap(lambda x: jax.vmap(lambda t: jax.jvp(rest, (x,), (t,)),
+                                                     out_axes=(None, 0))(basis))(xs)
+        else:
+            prim, tans = jax.vmap(rest)(xs), None
+        out = {}
+        for i in (1, 2):
+            rv = jnp.asarray(theta[f"rv_{i}"], dt)
+            f0 = prim[i - 1]
+            if "rv" in slots[i]:
+                f, d_rv = jax.jvp(lambda v, f0=f0: self._shift_segments(f0, v), (rv,), (jnp.ones_like(rv),))
+            else:
+                f, d_rv = self._shift_segments(f0, rv), None
+            d_rest = self._shift_segments(tans[i - 1], rv) if tans is not None else None
+            rows, j = [], 0
+            for s_ in slots[i]:
+                if s_ == "rv":
+                    rows.append(d_rv)
+                else:
+                    rows.append(d_rest[j])
+                    j += 1
+            out[i] = (f, jnp.stack(rows), own[i])
+        return out
+
     def flux(self, theta: dict):
         """Combined normalized flux on the observed pixels.
 
@@ -503,6 +592,17 @@ class BinaryModel:
         f1, f2 = self.components(theta)
         k = self.ratio(theta)
         return self._observe((f1 + k * f2) / (1.0 + k))
+
+    def flux_and_contributions(self, theta: dict):
+        """:meth:`flux` and :meth:`contributions` from one evaluation of the two stars.
+
+        Returns:
+            ``(flux, c_1, c_2)``: three (n_obs,) arrays of normalized flux, ``flux = c_1 + c_2``.
+        """
+        f1, f2 = self.components(theta)
+        k = self.ratio(theta)
+        c1, c2 = self._observe(f1 / (1.0 + k)), self._observe(k * f2 / (1.0 + k))
+        return c1 + c2, c1, c2
 
     def contributions(self, theta: dict):
         """Each star's contribution on the observed pixels: ``(F_1 / (1 + k), k F_2 / (1 + k))``.
