@@ -229,14 +229,26 @@ def _stack_id(path, i: int) -> str:
         return str(i)
 
 
-def _check_entry(e: dict, model_wave: np.ndarray):
-    """Trim a spectrum to the model's wavelength range and validate it; returns an error message or None."""
-    from jaxspec.fit.binary import prepare_spectrum
+_ALL_MASKED = "all pixels are masked (non-finite flux or errors, or ivar = 0)"
 
+
+def _entry_arrays(e: dict):
+    """(wave, flux) of an entry, or an error message for mismatched shapes."""
     wave = np.asarray(e["wave"], dtype=np.float64)
     flux = np.asarray(e["flux"])
     if flux.ndim != 1 or flux.shape != wave.shape:
         return f"flux has shape {flux.shape} but wave has {wave.shape}"
+    return wave, flux
+
+
+def _check_entry(e: dict, model_wave: np.ndarray):
+    """Trim a spectrum to the model's wavelength range and validate it; returns an error message or None."""
+    from jaxspec.fit.binary import prepare_spectrum
+
+    arrays = _entry_arrays(e)
+    if isinstance(arrays, str):
+        return arrays
+    wave, flux = arrays
     lo, hi = model_wave[0], model_wave[-1]
     keep = (wave >= lo) & (wave <= hi)
     if keep.sum() < 10:
@@ -248,7 +260,7 @@ def _check_entry(e: dict, model_wave: np.ndarray):
     except ValueError as err:
         return str(err)
     if not np.any(iv > 0):
-        return "all pixels are masked (non-finite flux or errors, or ivar = 0)"
+        return _ALL_MASKED
     e.update(wave=w, flux=f, ivar=iv, err=None)
     return None
 
@@ -256,28 +268,22 @@ def _check_entry(e: dict, model_wave: np.ndarray):
 def _choose_model(e: dict):
     """``model=None``: pick the model covering this spectrum (:func:`jaxspec.models.auto.choose_model`)
     and cut the spectrum to its pixels; returns an error message or None."""
-    from jaxspec.fit.binary import prepare_spectrum
-    from jaxspec.models.auto import choose_model
+    from jaxspec.fit.binary import _auto_model, prepare_spectrum
 
-    wave = np.asarray(e["wave"], dtype=np.float64)
-    flux = np.asarray(e["flux"])
-    if flux.ndim != 1 or flux.shape != wave.shape:
-        return f"flux has shape {flux.shape} but wave has {wave.shape}"
+    arrays = _entry_arrays(e)
+    if isinstance(arrays, str):
+        return arrays
+    wave, flux = arrays
     try:
         f, w, iv = prepare_spectrum(flux, wave, e["err"], e["ivar"])
         if not np.any(iv > 0):
-            return "all pixels are masked (non-finite flux or errors, or ivar = 0)"
-        choice = choose_model(w, e["resolution"], iv)
+            return _ALL_MASKED
+        model, w, res, (f, iv), info = _auto_model(None, w, e["resolution"], (f, iv), iv > 0)
     except ValueError as err:
         return str(err)
-    keep = choice.keep
-    if np.sum(keep & (iv > 0)) < 10:
-        return f"fewer than 10 usable pixels inside the model ({choice.description})"
-    res = e["resolution"]
-    if res is not None and np.ndim(res):
-        res = np.asarray(res)[keep]
-    e.update(wave=w[keep], flux=f[keep], ivar=iv[keep], err=None, resolution=res, model=choice.model,
-             model_info=choice.description)
+    if np.sum(iv > 0) < 10:
+        return f"fewer than 10 usable pixels inside the model ({info})"
+    e.update(wave=w, flux=f, ivar=iv, err=None, resolution=res, model=model, model_info=info)
     return None
 
 

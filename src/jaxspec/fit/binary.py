@@ -137,23 +137,34 @@ def prepare_spectrum(flux, wave, err=None, ivar=None):
     return flux, wave, ivar
 
 
-def _auto_model(model, flux, wave, ivar, resolution):
+def _auto_model(model, wave, resolution, arrays=(), good=None):
     """``model=None``: the model that covers the observed pixels (:func:`jaxspec.models.auto.choose_model`),
-    with the spectrum cut to the pixels it covers. Returns ``(model, flux, wave, ivar, resolution, info)``."""
+    with the spectrum cut to the pixels it covers.
+
+    Args:
+        model: the user's model, or None.
+        wave: (P,) wavelengths [A]; resolution: a number, (P,) or None.
+        arrays: arrays with a last axis of P (flux, ivar, err; None entries pass through), cut too.
+        good: (P,) usable pixels (the others do not decide the choice); default all.
+
+    Returns:
+        ``(model, wave, resolution, arrays, info)``; ``info`` is the choice in words ("" for a
+        given model).
+    """
     if model is not None:
-        return model, flux, wave, ivar, resolution, ""
+        return model, wave, resolution, tuple(arrays), ""
     from jaxspec.models.auto import choose_model
 
-    good = np.any(np.atleast_2d(ivar) > 0, axis=0)
-    choice = choose_model(wave, resolution, good.astype(np.float64))
+    choice = choose_model(wave, resolution, None if good is None else np.asarray(good, np.float64))
     keep = choice.keep
     if not np.all(keep):
         if np.sum(keep) < 10:
             raise ValueError(f"only {int(np.sum(keep))} pixels inside the model ({choice.description})")
-        flux, ivar, wave = flux[..., keep], ivar[..., keep], wave[keep]
+        arrays = [None if a is None else a[..., keep] for a in arrays]
+        wave = wave[keep]
         if resolution is not None and np.ndim(resolution):
             resolution = np.asarray(resolution)[keep]
-    return choice.model, flux, wave, ivar, resolution, choice.description
+    return choice.model, wave, resolution, tuple(arrays), choice.description
 
 
 # ------------------------------------------------------------------ the fitter
@@ -694,6 +705,11 @@ class _Fitter:
         runner_up = np.where(n_modes >= 2, runner_up, np.inf)
         ambiguous = runner_up <= MODE_DELTA_CHI2
         flag |= np.where(ambiguous, FLAGS["ambiguous"], 0)
+        is_bin = ((bic_s - bic_b) > bic_threshold) & ~too_few
+        lab_b, rv_b = _bound_hits(spec, raw["values"], self.bm.model.label_names)
+        lab_s, rv_s = _bound_hits(sspec, raw["single_values"], self.bm.model.label_names)
+        flag |= np.where(np.where(is_bin, lab_b, lab_s), FLAGS["label_at_bound"], 0)
+        flag |= np.where(np.where(is_bin, rv_b, rv_s), FLAGS["rv_at_bound"], 0)
         bad = too_few[:, None]
 
         def cols(arr, nm):
@@ -708,7 +724,6 @@ class _Fitter:
 
         cov = np.where(bad[:, :, None], np.nan, raw["cov"].astype(np.float64))
         delta = schi2 - chi2
-        is_bin = ((bic_s - bic_b) > bic_threshold) & ~too_few
         fields = dict(
             params=pick_dict(cols(raw["values"], names)),
             errors=pick_dict(cols(raw["errors"], names)),
@@ -789,7 +804,8 @@ def local_fits(starts: dict, flux, wave, err=None, ivar=None, model=None, resolu
         ``{name: (S,) array}`` of the solutions with ``"chi2"`` (S,) and ``"converged"`` (S,).
     """
     flux, wave, ivar = prepare_spectrum(flux, wave, err, ivar)
-    model, flux, wave, ivar, resolution, _ = _auto_model(model, flux, wave, ivar, resolution)
+    model, wave, resolution, (flux, ivar), _ = _auto_model(
+        model, wave, resolution, (flux, ivar), np.any(np.atleast_2d(ivar) > 0, axis=0))
     opts = _options(model, **options)
     fitter = _get_fitter(model, wave, resolution, opts, unnormalized)
     spec = fitter.bm.spec
@@ -857,6 +873,26 @@ def _errors(spec, z, jtj, names=None):
     sig = jnp.sqrt(jnp.maximum(jnp.diag(_cov(spec, z, jtj)), 0.0))
     by_name = dict(zip(spec.free, [sig[i] for i in range(len(spec.free))], strict=True))
     return jnp.stack([by_name.get(n, jnp.zeros((), sig.dtype)) for n in names])
+
+
+def _bound_hits(spec, values, label_names, rtol=1e-3):
+    """(labels at a bound, rv at a bound): two (N,) bools for (N, n_names) ``values`` in
+    ``spec.names`` order; free parameters within ``rtol`` of their range from a bound."""
+    values = np.asarray(values, dtype=np.float64)
+    lab = np.zeros(values.shape[0], bool)
+    rv = np.zeros(values.shape[0], bool)
+    for i, n in enumerate(spec.names):
+        p = spec[n]
+        if p.fixed is not None:
+            continue
+        tol = rtol * (p.upper - p.lower)
+        hit = (values[:, i] <= p.lower + tol) | (values[:, i] >= p.upper - tol)
+        base = n[:-2] if n[-2:] in ("_1", "_2") else n
+        if n in ("rv_1", "rv_2"):
+            rv |= hit
+        elif base in label_names:
+            lab |= hit
+    return lab, rv
 
 
 def _at_bound(spec, z):
@@ -1031,18 +1067,11 @@ def fit_binary_batch(
     for name, x in (("err", err), ("ivar", ivar)):
         if x is not None and x.shape != flux.shape:
             raise ValueError(f"{name} has shape {x.shape} but flux has {flux.shape}")
-    info = ""
-    if model is None:
-        from jaxspec.models.auto import choose_model
-
-        choice = choose_model(wave, resolution)
-        model, info, keep = choice.model, choice.description, choice.keep
-        if not np.all(keep):
-            flux, wave = flux[:, keep], wave[keep]
-            err = None if err is None else err[:, keep]
-            ivar = None if ivar is None else ivar[:, keep]
-            if resolution is not None and np.ndim(resolution):
-                resolution = np.asarray(resolution)[keep]
+    usable = np.any(np.isfinite(flux), axis=0)
+    if ivar is not None:
+        usable &= np.any(ivar > 0, axis=0)
+    model, wave, resolution, (flux, err, ivar), info = _auto_model(model, wave, resolution, (flux, err, ivar),
+                                                                    usable)
     n = flux.shape[0]
     # Check everything before fitting anything (a bad value must not stop a run half-way);
     # in blocks, so that no full float64 copy of the stack is ever made.
@@ -1150,7 +1179,8 @@ def fit_binary(
     n_good = int(np.sum(ivar > 0))
     if n_good == 0:
         raise ValueError("all pixels are masked (non-finite flux or err, or ivar = 0)")
-    model, flux, wave, ivar, resolution, info = _auto_model(model, flux, wave, ivar, resolution)
+    model, wave, resolution, (flux, ivar), info = _auto_model(
+        model, wave, resolution, (flux, ivar), np.any(np.atleast_2d(ivar) > 0, axis=0))
     n_good = int(np.sum(ivar > 0))
     opts = _options(model, **options)
     fitter = _get_fitter(model, wave, resolution, opts, unnormalized)
@@ -1208,7 +1238,8 @@ def chi2_at(params: dict, flux, wave, err=None, ivar=None, model=None, resolutio
     """
     flux, wave, ivar = prepare_spectrum(flux, wave, err, ivar)
     flux, ivar = np.atleast_2d(flux), np.atleast_2d(ivar)
-    model, flux, wave, ivar, resolution, _ = _auto_model(model, flux, wave, ivar, resolution)
+    model, wave, resolution, (flux, ivar), _ = _auto_model(
+        model, wave, resolution, (flux, ivar), np.any(np.atleast_2d(ivar) > 0, axis=0))
     fitter = _get_fitter(model, wave, resolution, _options(model, **options), unnormalized)
     bm = fitter.bm
     missing = [n for n in bm.spec.names if n not in params]

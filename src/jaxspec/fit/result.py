@@ -30,9 +30,15 @@ FLAGS = {
     "fit_error": 128,  # the fit raised an error
     # warnings: the fit is usable, but read it with care (``ok`` ignores these bits)
     "ambiguous": 256,  # another pair of velocities fits within MODE_DELTA_CHI2 (10) of the best
+    # a spectral label of the preferred solution (binary if is_binary, else single) at its bound:
+    # the star may lie outside the model's label range (e.g. an M dwarf and a 4200 K model edge)
+    "label_at_bound": 512,
+    # a radial velocity of the preferred solution at the fit's bound (1.5 x rv_range): a
+    # component the data do not support, or a velocity outside the search range
+    "rv_at_bound": 1024,
 }
 #: Bits of :data:`FLAGS` that are warnings, not failures: :attr:`BinaryFit.ok` ignores them.
-WARNINGS = FLAGS["ambiguous"]
+WARNINGS = FLAGS["ambiguous"] | FLAGS["label_at_bound"] | FLAGS["rv_at_bound"]
 
 
 def flag_messages(flag: int) -> str:

@@ -219,6 +219,9 @@ def read_fits_table_rows(path, hdu=None, *, wave=None, flux=None, err=None, ivar
             cols["err"] = np.asarray(data[ce], dtype=np.float64)
         if cm is not None:
             cols["mask"] = np.asarray(data[cm]) != 0
+        cd = _match(names, None, ("wdisp",), path, "wdisp", False)
+        if cd is not None and log:
+            cols["wdisp"] = np.asarray(data[cd], dtype=np.float64)
         base_id = id if id is not None else object_id(path, h.header, hdul[0].header)
         idcol = _match(names, None, ("objid", "obj_id", "object", "id", "name"), path, "id", False)
         ids = np.asarray(data[idcol]) if (per_row and idcol is not None and id is None) else None
@@ -231,20 +234,40 @@ def read_fits_table_rows(path, hdu=None, *, wave=None, flux=None, err=None, ivar
         w = 10.0 ** c["wave"] if log else c["wave"] * factor
         w = to_vacuum(w, is_air)
         f, iv = clean_pixels(c["flux"], err=c.get("err"), ivar=c.get("ivar"), mask=c.get("mask"))
+        res = None if "wdisp" not in c else _wdisp_resolution(c["wave"], c["wdisp"])
         finite = np.isfinite(w)
         w, f, iv = w[finite], f[finite], iv[finite]
+        res = None if res is None else res[finite]
         if w.size > 1 and not np.all(np.diff(w) > 0):
             order = np.argsort(w, kind="stable")
             w, f, iv = w[order], f[order], iv[order]
+            res = None if res is None else res[order]
         sid = scalar(ids[r]) if ids is not None else (base_id if nrow == 1 else f"{base_id}[{r}]")
         meta = {"format": "fits_table", "path": str(path), "hdu": hname, "row": r if per_row else None,
                 "columns": ",".join(x for x in (cw, cf, ci, ce, cm) if x), "air_converted": is_air,
                 "air_source": source}
         if ci is None and ce is None:
             meta["ivar_assumed"] = True
+        if res is not None:  # the median over the usable pixels, as the GALAH DR4 reader does
+            rr = res[iv > 0] if np.any(iv > 0) else res
+            meta.update(resolution_source="wdisp", resolution_min=float(rr.min()), resolution_max=float(rr.max()))
+            res = float(np.median(rr))
         with fits_errors(path, f"table row {r}"):
-            out.append(Spectrum(wave=w, flux=f, ivar=iv, id=str(sid), resolution=None, meta=meta))
+            out.append(Spectrum(wave=w, flux=f, ivar=iv, id=str(sid), resolution=res, meta=meta))
     return out
+
+
+def _wdisp_resolution(loglam, wdisp):
+    """Per-pixel resolving power from SDSS/BOSS's ``wdisp``: the LSF's Gaussian sigma in pixels
+    of the log10-lambda grid, R = 1 / (2.3548 sigma ln(10) dloglam). Pixels without a positive,
+    finite wdisp take the median of the others; None when no pixel has one."""
+    loglam = np.asarray(loglam, dtype=np.float64)
+    good = np.isfinite(wdisp) & (wdisp > 0)
+    if not good.any() or loglam.size < 2:
+        return None
+    step = float(np.median(np.abs(np.diff(loglam))))
+    sig = np.where(good, wdisp, np.median(wdisp[good]))
+    return 1.0 / (2.0 * np.sqrt(2.0 * np.log(2.0)) * sig * step * np.log(10.0))
 
 
 def read_fits_table(path, hdu=None, *, wave=None, flux=None, err=None, ivar=None, mask=None,
@@ -275,8 +298,9 @@ def read_fits_table(path, hdu=None, *, wave=None, flux=None, err=None, ivar=None
     Returns
     -------
     Spectrum (wavelengths sorted increasing, vacuum Angstrom; flux in the units of the column, not
-    converted; ``resolution`` None). This covers SDSS/BOSS ``spec-*.fits`` (COADD: loglam, flux,
-    ivar, and_mask; VACUUM = T).
+    converted; ``resolution`` from a ``wdisp`` column with a log10 wavelength column, as SDSS/BOSS's:
+    the median over the usable pixels, its range in ``meta``; else None). This covers SDSS/BOSS ``spec-*.fits`` (COADD: loglam, flux, ivar,
+    and_mask, wdisp; VACUUM = T).
 
     Raises
     ------

@@ -334,13 +334,14 @@ class ModelChoice:
     description: str
 
 
-def _segments(wave, gap_factor=10.0):
-    """[(start, stop)] index ranges of ``wave`` split where ln(lambda) jumps."""
+def _segments(wave):
+    """[(start, stop)] index ranges of ``wave``'s segments (:func:`~jaxspec.fit.continuum.find_segments`)."""
     if wave.size < 2:
         return [(0, wave.size)]
-    d = np.diff(np.log(wave))
-    cuts = np.flatnonzero(d > gap_factor * np.median(d)) + 1
-    edges = np.concatenate([[0], cuts, [wave.size]])
+    from jaxspec.fit.continuum import find_segments
+
+    seg = find_segments(wave)
+    edges = np.concatenate([[0], np.flatnonzero(np.diff(seg)) + 1, [wave.size]])
     return [(int(a), int(b)) for a, b in zip(edges[:-1], edges[1:], strict=True)]
 
 

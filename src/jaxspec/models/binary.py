@@ -121,7 +121,8 @@ class BinaryModel:
             vsini [km/s] (default 300; sets the rotation kernel size).
         continuum_degree: degree of the continuum fitted to unnormalized
             flux in ``"model"`` mode.
-        min_resolution: lowest resolving power the LSF kernel can represent.
+        min_resolution: lowest resolving power the LSF kernel can represent (lowered to the
+            lowest resolution given, so it never rejects the data's own).
         crop: evaluate the spectral model only on the model pixels that the
             observed ones can see (the observed range widened by the largest
             Doppler shift and the rotation and LSF kernels' half-widths):
@@ -179,6 +180,12 @@ class BinaryModel:
             raise ValueError(f"ref_wave {self.ref_wave} A lies outside the model grid "
                              f"{mw[0]:.2f}-{mw[-1]:.2f} A")
         scalar_r = resolution is not None and np.ndim(resolution) == 0
+        if resolution is not None:
+            # The kernel must reach the lowest resolving power given (e.g. LAMOST LRS's 1,800):
+            # min_resolution is a floor on the kernel size, not a limit on the data.
+            r_lo = float(np.nanmin(np.asarray(resolution, dtype=np.float64)))
+            if np.isfinite(r_lo) and r_lo > 0:
+                min_resolution = min(float(min_resolution), r_lo)
         if scalar_r:  # checks R > 0 and R >= min_resolution before it sizes anything
             apply_lsf(np.ones(8), float(resolution), self.dlnlam, min_resolution=float(min_resolution))
         if unnormalized is None and crop:
