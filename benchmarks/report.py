@@ -199,6 +199,16 @@ def _map(d):
              f"{d['page_mb']:.1f} MB", "<= 300 s")]
 
 
+def _real_files(d):
+    rows = [r for f in d["files"] for r in f.get("rows", [])]
+    fitted = [r for r in rows if not r.get("error")]
+    clean = sum(1 for r in fitted if not r["flag"])
+    first = [f["wall_s"] for f in d["files"] if f.get("rows") and not f["rows"][0].get("error")]
+    return [(f"real survey files, jaxspec fit FILE with no model: spectra fitted of files given; flag 0 "
+             f"/ warning only; first call per file (s)", f"{len(fitted)} of {len(d['files'])}; {clean} / "
+             f"{len(fitted) - clean}; {min(first):.0f}-{max(first):.0f}", "every spectrum file")]
+
+
 # record file -> (what it measures, extractor, command that makes it)
 KNOWN = {
     "recovery_default.json": (_recovery, "bench_recovery.py --model default --n 200 --n-single 200"),
@@ -217,6 +227,7 @@ KNOWN = {
     "latent.json": (_latent, "bench_latent.py"),
     "amortized.json": (_amortized, "bench_amortized.py"),
     "map.json": (_map, "bench_map.py"),
+    "real_files.json": (_real_files, "bench_real_files.py"),
     "calibration_default_combined.json": (_calibration, "bench_calibration.py --combine ..."),
 }
 

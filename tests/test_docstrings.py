@@ -59,6 +59,7 @@ PUBLIC_MODULES = (
     "jaxspec.simulate",
     "jaxspec.clone",
     "jaxspec.amortized",
+    "jaxspec.instruments",
     "jaxspec.latent",
     "jaxspec.surveymap",
 )

@@ -58,7 +58,15 @@ def test_readme_quickstart_fits_a_real_survey_file(tmp_path):
     from astropy.table import Table
 
     t = Table.read(tmp_path / "fit.ecsv")
-    assert len(t) == 1 and t["flag"][0] == 0, t
+    from jaxspec.fit.result import WARNINGS
+
+    # no failure bit; warnings (this star's secondary ends at the generator's 3800 K edge: the
+    # README's real-files table) are named in the flag_message column
+    assert len(t) == 1 and int(t["flag"][0]) & ~WARNINGS == 0, t
+    from jaxspec.io.results import read_results
+
+    msg = str(read_results(tmp_path / "fit.ecsv")["flag_message"][0]).strip()
+    assert (int(t["flag"][0]) == 0) == (not msg)
     assert np.isfinite(t["teff_1"][0]) and np.isfinite(t["rv_1"][0])
     assert "is_binary" in r.stdout and str(t["id"][0]) in r.stdout
 
@@ -70,7 +78,7 @@ def test_readme_python_fit_of_a_real_file():
     ns = {}
     exec(compile(block.replace(f'"{MRS}"', repr(str(path))), "README.md", "exec"), ns)
     fit = ns["fit"]
-    assert fit.flag == 0 and np.isfinite(float(fit.chi2))
+    assert fit.ok and np.isfinite(float(fit.chi2))
     assert 4000.0 < float(fit.params["teff_1"]) < 7500.0
 
 

@@ -127,6 +127,9 @@ def _add_fit_arguments(p) -> None:
     p.add_argument("--resolution", type=float,
                    help="resolving power for every spectrum (default: what the file or stack states)")
     p.add_argument("--fixed", nargs="+", metavar="NAME=VALUE", help="fixed parameters, e.g. vsini_1=0")
+    p.add_argument("--instrument", help="instrument preset (galah, lamost-mrs, lamost-lrs, sdss, harps, feros, "
+                                        "uves, salt-hrs, apogee): its resolution and continuum degree; "
+                                        "a file of another instrument is rejected")
     p.add_argument("--shared", nargs="*", metavar="LABEL",
                    help="labels common to both stars (default: feh); give none for all per star")
     p.add_argument("--flux-ratio-mode", choices=("constant", "blackbody"))
@@ -139,7 +142,8 @@ def _fit(args) -> int:
     from jaxspec.io.results import write_results
     from jaxspec.survey import fit_spectra
 
-    table = fit_spectra(list(args.files), model=args.model, resolution=args.resolution, **_fit_options(args))
+    table = fit_spectra(list(args.files), model=args.model, resolution=args.resolution, instrument=args.instrument,
+                        **_fit_options(args))
     cols = [c for c in ("id", "teff_1", "teff_2", "rv_1", "rv_2", "flux_ratio", "delta_chi2", "is_binary",
                         "flag", "error") if c in table.colnames]
     table[cols].pprint(max_lines=-1, max_width=-1)
@@ -154,7 +158,7 @@ def _survey(args) -> int:
 
     table = run_survey(args.input, args.out, model=args.model, resolution=args.resolution,
                        chunk_size=args.chunk_size, workers=args.workers, scheduler=args.scheduler,
-                       work_dir=args.work_dir, restart=args.restart,
+                       work_dir=args.work_dir, restart=args.restart, instrument=args.instrument,
                        progress=None if not args.quiet else False, **_fit_options(args))
     n_bad = int(table.meta["survey_n_not_fitted"])
     print(f"wrote {args.out}: {len(table)} spectra, {int(table['is_binary'].sum())} binaries, "

@@ -162,7 +162,26 @@ def _read_entries(inp: _Input, a: int, b: int, settings: dict):
     if settings.get("resolution_override") is not None:
         for e in out:
             e["resolution"] = settings["resolution_override"]
-    return out
+    return [_with_instrument(e, settings.get("instrument")) for e in out]
+
+
+def _with_instrument(e: dict, name):
+    """An entry checked against the instrument preset given (a contradiction rejects it, with the
+    reason) and, where the file states no resolution, given the preset's."""
+    from jaxspec.fit.result import FLAGS
+    from jaxspec.instruments import INSTRUMENTS, check_instrument
+
+    if "wave" not in e:
+        return e
+    detected = e.pop("instrument", None)
+    if name is not None:
+        try:
+            check_instrument(name, e["wave"], detected=detected)
+        except ValueError as err:
+            return dict(id=e["id"], source=e["source"], flag=FLAGS["rejected"], error=str(err))
+    if e.get("resolution") is None and name is not None:
+        e["resolution"] = INSTRUMENTS[name].resolution
+    return e
 
 
 def _read_raw(inp: _Input, a: int, b: int, settings: dict):
@@ -181,6 +200,7 @@ def _read_raw(inp: _Input, a: int, b: int, settings: dict):
                                 err=None if s.err is None else s.err[i],
                                 resolution=None if s.resolution is None else float(s.resolution[i])))
         return out
+    from jaxspec.instruments import detect_instrument
     from jaxspec.io.read import read_spectrum
 
     for path in inp.files[a:b]:
@@ -192,7 +212,7 @@ def _read_raw(inp: _Input, a: int, b: int, settings: dict):
                             error=f"{type(err).__name__}: {err}"))
             continue
         out.append(dict(id=sp.id, source=name, wave=sp.wave, flux=sp.flux, ivar=sp.ivar, err=None,
-                        resolution=sp.resolution))
+                        resolution=sp.resolution, instrument=detect_instrument(sp.meta)))
     return out
 
 
@@ -388,7 +408,7 @@ def _chunk_task(inp: _Input, index: int, a: int, b: int, settings: dict, work_di
 
 
 def fit_spectra(files, *, model=None, resolution=None, unnormalized=None, bic_threshold=None,
-                read_options: dict | None = None, **fit_options):
+                read_options: dict | None = None, instrument: str | None = None, **fit_options):
     """Fit spectrum files in this process (no work directory): ``jaxspec fit FILE...``.
 
     Args:
@@ -397,6 +417,10 @@ def fit_spectra(files, *, model=None, resolution=None, unnormalized=None, bic_th
         model, unnormalized, bic_threshold, read_options: as :func:`run_survey`.
         resolution: resolving power lambda / FWHM for every spectrum (a scalar); None: each
             spectrum's own, as :func:`run_survey`.
+        instrument: an instrument preset (:data:`jaxspec.instruments.INSTRUMENTS`): its
+            continuum degree unless ``continuum_degree`` is given, its resolution for files that
+            state none; a file of another instrument (as its reader identifies it) or outside
+            the preset's reach is rejected with the reason.
         **fit_options: options of :func:`jaxspec.fit_binary`, as :func:`run_survey`.
 
     Returns:
@@ -405,14 +429,28 @@ def fit_spectra(files, *, model=None, resolution=None, unnormalized=None, bic_th
     """
     from jaxspec.io.results import results_table
 
+    fit_options = _instrument_options(instrument, fit_options)
+
     inp = list_inputs(files if isinstance(files, list | tuple) else files)
     loaded = _load_model(model)
     unn = None if unnormalized is None else _load_model(unnormalized)
     names, units = _param_names(loaded, fit_options)
     settings = {"names": names, "units": units, "fit_options": fit_options, "bic_threshold": bic_threshold,
-                "read_options": read_options, "resolution_override": resolution, "_model": model}
+                "read_options": read_options, "resolution_override": resolution, "_model": model,
+                "instrument": instrument}
     cols = _fit_chunk(inp, 0, inp.n, settings, loaded, unn)
     return results_table(cols, names, units)
+
+
+def _instrument_options(instrument, fit_options: dict) -> dict:
+    """The fit options with a preset's continuum degree (unless given); an unknown preset fails
+    at once, before any file is read."""
+    if instrument is None:
+        return fit_options
+    from jaxspec.instruments import INSTRUMENTS, check_instrument
+
+    check_instrument(instrument, [])
+    return {"continuum_degree": INSTRUMENTS[instrument].continuum_degree, **fit_options}
 
 
 def _param_names(model, fit_options: dict):
@@ -483,6 +521,7 @@ def run_survey(
     read_options: dict | None = None,
     meta: dict | None = None,
     worker_env: dict | None = None,
+    instrument: str | None = None,
     **fit_options,
 ):
     """Fit every spectrum of a survey and write one results table.
@@ -526,6 +565,7 @@ def run_survey(
             :func:`jaxspec.fit_binary`).
         read_options: keyword arguments for :func:`jaxspec.io.read_spectrum`.
         meta: extra metadata for the results table (JSON-able values).
+        instrument: an instrument preset, as :func:`fit_spectra`.
         **fit_options: options of :func:`jaxspec.fit_binary` (``fixed``,
             ``shared``, ``flux_ratio_mode``, ``continuum_degree``, ...).
 
@@ -547,6 +587,7 @@ def run_survey(
         raise ValueError(f"chunk_size must be >= 1, got {chunk_size}")
     if workers < 1:
         raise ValueError(f"workers must be >= 1, got {workers}")
+    fit_options = _instrument_options(instrument, fit_options)
     inp = list_inputs(source)
     work = Path(work_dir) if work_dir is not None else out.with_name(out.name + ".parts")
     distributed = scheduler is not None or workers > 1
@@ -571,6 +612,8 @@ def run_survey(
             "unnormalized": unn_desc, "resolution": resolution, "fit_options": _jsonable(fit_options),
             "bic_threshold": bic_threshold, "read_options": _jsonable(read_options or {}),
         }
+        if instrument is not None:
+            settings["instrument"] = instrument
         manifest = work / "manifest.json"
         if manifest.exists():
             old = json.loads(manifest.read_text())
@@ -588,6 +631,7 @@ def run_survey(
             "fit_options": fit_options, "bic_threshold": bic_threshold, "batch_size": batch_size,
             "threads": threads, "devices": devices, "read_options": read_options,
             "cache_dir": jax.config.jax_compilation_cache_dir or None, "worker_env": worker_env,
+            "instrument": instrument,
         }
         if resolution is not None:
             task_settings["resolution_override"] = resolution

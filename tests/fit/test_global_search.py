@@ -10,6 +10,7 @@ import pytest
 
 import jaxspec
 from jaxspec.fit import FLAGS, MODE_DELTA_CHI2, fit_binary, fit_binary_batch, local_fits
+from jaxspec.fit.result import WARNINGS, flag_messages
 from jaxspec.fit.binary import chi2_at
 from jaxspec.models import BinaryModel
 from jaxspec.simulate import BinnedModel, blaze_continuum, stress_population
@@ -126,3 +127,21 @@ def test_clear_binary_is_not_ambiguous():
     assert fit.chi2 <= out["chi2"][0] + 1.0
     with pytest.raises(ValueError, match="starts lacks"):
         local_fits({"rv_1": np.zeros(1)}, flux, wave, err, resolution=7500.0)
+
+
+def test_bound_warnings_name_labels_and_velocities_at_their_bounds():
+    """label_at_bound / rv_at_bound: free parameters within 1e-3 of their range from a bound."""
+    from jaxspec.fit.binary import _bound_hits
+
+    em = jaxspec.default_model()
+    bm = BinaryModel(em, np.asarray(em.wave)[100:-100], rv_max=450.0)
+    spec = bm.spec
+    lo = {n: spec[n].lower for n in spec.names}
+    mid = {n: 0.5 * (spec[n].lower + spec[n].upper) for n in spec.names}
+    rows = [mid, {**mid, "teff_2": lo["teff_2"]}, {**mid, "rv_1": 450.0}, {**mid, "vsini_1": 0.0}]
+    values = np.array([[r[n] for n in spec.names] for r in rows])
+    lab, rv = _bound_hits(spec, values, em.label_names)
+    # vsini at 0 is a physical value, not a model edge: neither warning
+    assert lab.tolist() == [False, True, False, False] and rv.tolist() == [False, False, True, False]
+    assert FLAGS["label_at_bound"] & WARNINGS and FLAGS["rv_at_bound"] & WARNINGS
+    assert "label at bound" in flag_messages(FLAGS["label_at_bound"])

@@ -167,6 +167,9 @@ def test_real_sdss_boss_coadd():
     assert s.wave[0] == pytest.approx(3561.23, abs=0.01) and s.wave[-1] == pytest.approx(10327.61, abs=0.01)
     assert s.meta["air_converted"] is False and s.meta["air_source"] == "header"  # VACUUM = T
     assert 0 < np.sum(s.ivar == 0) < 0.2 * s.npix
+    # resolving power from WDISP (LSF sigma in 1e-4 dex pixels): BOSS's R ~ 1,500-2,500
+    assert s.meta["resolution_source"] == "wdisp" and 1500.0 < s.resolution < 2300.0
+    assert s.meta["resolution_min"] < s.resolution < s.meta["resolution_max"]
 
 
 @requires_survey

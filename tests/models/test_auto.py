@@ -69,6 +69,12 @@ def test_band_model_flux_is_the_binned_generator(tmp_path):
     fg = np.asarray(g.flux(lab))
     n = (fg.size // 3) * 3
     np.testing.assert_allclose(f[: n // 3], fg[:n].reshape(-1, 3).mean(axis=1), atol=1e-6)
+    # the second segment too: evaluated with the first in one line list and one set of block
+    # tables, it equals a generator of its own
+    g2 = LineListGenerator(wave_min=6100.0, wave_max=6120.0, pixel_kms=1.0, label_bounds={"feh": (-2.5, 0.5)})
+    fg2 = np.asarray(g2.flux(lab))
+    n2 = (fg2.size // 3) * 3
+    np.testing.assert_allclose(f[n // 3:], fg2[:n2].reshape(-1, 3).mean(axis=1), atol=1e-6)
     # a pytree: jit takes it as an argument, and the result does not change
     import jax
 

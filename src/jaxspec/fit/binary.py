@@ -167,6 +167,22 @@ def _auto_model(model, wave, resolution, arrays=(), good=None):
     return choice.model, wave, resolution, tuple(arrays), choice.description
 
 
+def _apply_instrument(instrument, wave, resolution, options: dict):
+    """``instrument=``: the preset's resolution where none is given and its continuum degree
+    where ``continuum_degree`` is not given, after checking the spectrum against the preset
+    (:func:`jaxspec.instruments.check_instrument`). Returns ``(resolution, options)``."""
+    if instrument is None:
+        return resolution, options
+    from jaxspec.instruments import check_instrument
+
+    inst = check_instrument(instrument, wave)
+    if resolution is None:
+        resolution = inst.resolution
+    if "continuum_degree" not in options:
+        options = dict(options, continuum_degree=inst.continuum_degree)
+    return resolution, options
+
+
 # ------------------------------------------------------------------ the fitter
 
 
@@ -272,6 +288,15 @@ class _Fitter:
         then mimics it better than the right pair of velocities does."""
         bm = self.bm.with_fixed(flux_ratio=0.0)
         spec = bm.spec
+
+        # One program for every template (theta is an argument, not a constant), and a model
+        # that is a pytree as an argument too: compiled once, not once per template.
+        def shifted_all(leaves, theta, rv):
+            b = _with_model(bm, jax.tree_util.tree_unflatten(self.model_def, leaves)) if self._model_is_tree else bm
+            return jax.vmap(lambda v: 1.0 - b.flux({**theta, "rv_1": v}))(rv)
+
+        run = jax.jit(shifted_all)
+        leaves = self.model_leaves if self._model_is_tree else None
         out = []
         for t, vs in zip(self.t_teff, self.t_vsini, strict=True):
             theta = {n: jnp.asarray(self._start_value(n), self.dtype) for n in spec.names}
@@ -281,11 +306,7 @@ class _Fitter:
             for n in spec.names:
                 if spec[n].fixed is not None:
                     theta[n] = jnp.asarray(spec[n].fixed, self.dtype)
-
-            def shifted(v, theta=theta):
-                return 1.0 - bm.flux({**theta, "rv_1": v})
-
-            out.append(jax.jit(jax.vmap(shifted))(jnp.asarray(self.rv, self.dtype)))
+            out.append(run(leaves, theta, jnp.asarray(self.rv, self.dtype)))
         a = jnp.stack(out)
         cross = jnp.stack([a[i] @ a[j].T for i, j in self.pairs])  # unweighted A_i . A_j^T
         return {"a": a, "a2": a * a, "cross": cross, "rv": jnp.asarray(self.rv, self.dtype)}
@@ -1001,6 +1022,7 @@ def fit_binary_batch(
     devices=None,
     bic_threshold: float = BIC_THRESHOLD,
     unnormalized=None,
+    instrument: str | None = None,
     **options,
 ) -> BinaryFit:
     """Fit binary and single-star models to a stack of spectra on one wavelength grid.
@@ -1034,6 +1056,7 @@ def fit_binary_batch(
             else the line-list generator on the observed segments of 3800-9000 A, else an
             installed APOGEE model); pixels outside it are left out.
         resolution: resolving power (a number or (P,) per pixel); None: no LSF.
+        instrument: an instrument preset, as :func:`fit_binary`.
         chunk_size: spectra per compiled call (default: 1 on a CPU, 256 otherwise).
         threads: chunks fitted concurrently (default: the usable CPU cores on
             a CPU, 1 otherwise).
@@ -1059,6 +1082,7 @@ def fit_binary_batch(
             (both ranges named), negative errors, bad options.
     """
     wave = check_wavelengths(wave, "wave", min_size=10)
+    resolution, options = _apply_instrument(instrument, wave, resolution, options)
     flux = np.asarray(flux)
     if flux.ndim != 2:
         raise ValueError(f"fit_binary_batch needs an (N, P) stack, got shape {flux.shape}; use fit_binary")
@@ -1147,6 +1171,7 @@ def fit_binary(
     *,
     bic_threshold: float = BIC_THRESHOLD,
     unnormalized=None,
+    instrument: str | None = None,
     **options,
 ) -> BinaryFit:
     """Fit a double-lined binary (and a single star) to one spectrum.
@@ -1162,6 +1187,10 @@ def fit_binary(
             installed APOGEE model); pixels outside it are left out.
         resolution: instrument resolving power, a number or (P,) per pixel
             (None = no LSF, e.g. for a model that includes the instrument).
+        instrument: a preset of :data:`jaxspec.instruments.INSTRUMENTS` (``"galah"``,
+            ``"lamost-mrs"``, ``"lamost-lrs"``, ``"sdss"``, ``"harps"``, ``"apogee"``, ...): its
+            resolution when ``resolution`` is None, its continuum degree per segment when
+            ``continuum_degree`` is not given; the spectrum must lie in its reach.
         [fit options]
 
     Returns:
@@ -1171,9 +1200,11 @@ def fit_binary(
     Raises:
         ValueError: shape mismatch, unsorted or non-finite wavelengths,
             wavelengths outside the model (both ranges named), all pixels
-            masked, fewer usable pixels than parameters, negative errors.
+            masked, fewer usable pixels than parameters, negative errors, an
+            unknown instrument or one whose reach the spectrum leaves.
     """
     flux, wave, ivar = prepare_spectrum(flux, wave, err, ivar)
+    resolution, options = _apply_instrument(instrument, wave, resolution, options)
     if flux.ndim != 1:
         raise ValueError(f"fit_binary fits one spectrum, shape (P,); got {flux.shape}: use fit_binary_batch")
     n_good = int(np.sum(ivar > 0))

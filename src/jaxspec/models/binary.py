@@ -603,6 +603,9 @@ class BinaryModel:
     def flux_and_contributions(self, theta: dict):
         """:meth:`flux` and :meth:`contributions` from one evaluation of the two stars.
 
+        Args:
+            theta: ``{name: value}`` of every parameter of :attr:`spec`.
+
         Returns:
             ``(flux, c_1, c_2)``: three (n_obs,) arrays of normalized flux, ``flux = c_1 + c_2``.
         """
