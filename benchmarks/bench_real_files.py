@@ -1,10 +1,10 @@
 """Every real survey file fitted as a new user would: ``jaxspec fit FILE --out ...``, no model argument.
 
-For each spectrum file in the survey-files folder (``$JAXSPEC_SURVEY_FILES``, default
-``../shared/data/survey-files`` beside the checkout) the command line runs in a fresh process,
+For each spectrum file in the survey-files folder (``$JAXSPEC_SHARED_DATA/survey-files``,
+default ``../shared/data/survey-files`` beside the checkout) the command line runs in a fresh process,
 so the time includes the import, reading the file, choosing the model and compiling the fit
 (with the persistent compilation cache in a fresh folder, i.e. cold). The APOGEE model is
-installed first from binspec's network (``$JAXSPEC_BINSPEC``, default ``../shared/data/binspec``)
+installed first from binspec's network (``$JAXSPEC_BINSPEC_DATA``, default ``../shared/data/binspec``)
 into a temporary models folder with ``jaxspec models install binspec``, as the README says.
 
 A GALAH star is one spectrum in four CCD files: only its CCD 1 file is given (the reader
@@ -30,12 +30,13 @@ import time
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from _data import binspec_dir, shared_data_dir  # noqa: E402
 
 
-def _data_dir(env, default):
-    p = Path(os.environ.get(env, ROOT.parent / "shared" / "data" / default))
+def _existing(p: Path, env: str) -> Path:
     if not p.is_dir():
-        sys.exit(f"{p} not found: set ${env} to the folder")
+        sys.exit(f"{p} not found: set ${env}")
     return p
 
 
@@ -79,8 +80,8 @@ def main(argv=None) -> int:
     args = ap.parse_args(argv)
     from jaxspec.io.results import read_results
 
-    base = _data_dir("JAXSPEC_SURVEY_FILES", "survey-files")
-    binspec = _data_dir("JAXSPEC_BINSPEC", "binspec")
+    base = _existing(shared_data_dir() / "survey-files", "JAXSPEC_SHARED_DATA")
+    binspec = _existing(binspec_dir(), "JAXSPEC_BINSPEC_DATA")
     tmp = Path(tempfile.mkdtemp(prefix="jaxspec-real-"))
     env = dict(os.environ, JAXSPEC_MODELS_DIR=str(tmp / "models"), XDG_CACHE_HOME=str(tmp / "cache"))
     t = time.perf_counter()

@@ -625,9 +625,7 @@ class BinaryModel:
         Returns:
             Two (n_obs,) arrays of normalized flux on ``self.wave`` [A].
         """
-        f1, f2 = self.components(theta)
-        k = self.ratio(theta)
-        return self._observe(f1 / (1.0 + k)), self._observe(k * f2 / (1.0 + k))
+        return self.flux_and_contributions(theta)[1:]
 
 
 def _rotation_half_width(vsini_max, dlnlam):
