@@ -221,7 +221,7 @@ def main(argv=None):
     st = pred.starts(acc["flux"][:ns], wave)
     spec_names = list(acc["params"])
     chi_true = np.asarray(chi2_at({k: acc["params"][k][:ns] for k in spec_names}, acc["flux"][:ns], wave,
-                                  acc["err"][:ns], resolution=R))
+                                  acc["err"][:ns], resolution=R, continuum_degree=2))
     chi_local = np.empty(ns)
     t0 = time.perf_counter()
     for i in range(ns):
@@ -229,7 +229,7 @@ def main(argv=None):
              for k in spec_names if k != "flux_ratio"}
         s["flux_ratio"] = np.array([st["flux_ratio"][i], 1.0 / max(st["flux_ratio"][i], 1e-3)])
         s["flux_ratio"] = np.clip(s["flux_ratio"], 0.02, 0.98)
-        r = local_fits(s, acc["flux"][i], wave, acc["err"][i], resolution=R)
+        r = local_fits(s, acc["flux"][i], wave, acc["err"][i], resolution=R, continuum_degree=2)
         chi_local[i] = np.nanmin(r["chi2"])
     t_local = (time.perf_counter() - t0) / ns
     chi_fit = np.asarray(fb.chi2)[:ns]

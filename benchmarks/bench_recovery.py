@@ -252,7 +252,8 @@ def run(model_name="default", n=200, n_single=200, snr=50.0, seed=1, chunk_size=
     t0 = time.perf_counter()
     fit = fit_binary_batch(flux, wave, err, model=model, chunk_size=chunk_size, progress=progress, **opts)
     seconds = time.perf_counter() - t0
-    chi2_true = chi2_at(truth, flux, wave, err, model=model, **opts)
+    # the truth's chi2 with the continuum degrees the fit chose
+    chi2_true = chi2_at(truth, flux, wave, err, model=model, **{**opts, "continuum_degree": fit.continuum_degree})
     result = {"model": model_name, "snr": snr, "seed": seed, "n_binaries": len(truth["rv_1"]),
               "seconds_binaries": seconds, "binaries": evaluate(fit, truth, chi2_true, opts.get("resolution"))}
     if "info" in extra:

@@ -121,8 +121,12 @@ def test_clear_binary_is_not_ambiguous():
     c = np.asarray(fit.modes["chi2"])
     assert np.all(np.diff(c[np.isfinite(c)]) >= 0) and np.isnan(np.asarray(fit.modes["rv_1"])[~np.isfinite(c)]).all()
     # local_fits from the truth reaches the truth's chi2 or lower, and the fit is no worse
-    out = local_fits({k: np.array([v]) for k, v in th.items()}, flux, wave, err, resolution=7500.0)
-    truth_chi2 = chi2_at({k: np.array([v]) for k, v in th.items()}, flux, wave, err, resolution=7500.0)[0]
+    # with the continuum degrees the fit chose
+    deg = tuple(fit.continuum_degree)
+    out = local_fits({k: np.array([v]) for k, v in th.items()}, flux, wave, err, resolution=7500.0,
+                     continuum_degree=deg)
+    truth_chi2 = chi2_at({k: np.array([v]) for k, v in th.items()}, flux, wave, err, resolution=7500.0,
+                         continuum_degree=deg)[0]
     assert out["chi2"][0] <= truth_chi2 + 1e-6 and out["converged"][0]
     assert fit.chi2 <= out["chi2"][0] + 1.0
     with pytest.raises(ValueError, match="starts lacks"):
@@ -145,3 +149,40 @@ def test_bound_warnings_name_labels_and_velocities_at_their_bounds():
     assert lab.tolist() == [False, True, False, False] and rv.tolist() == [False, False, True, False]
     assert FLAGS["label_at_bound"] & WARNINGS and FLAGS["rv_at_bound"] & WARNINGS
     assert "label at bound" in flag_messages(FLAGS["label_at_bound"])
+
+
+def test_raw_counts_with_a_blaze_fit_as_the_normalized_spectrum():
+    # The same spectrum and noise, once continuum-normalized (a 5 % slope) and once in raw counts
+    # with a blaze of degree 4 times a slope (S/N 50 at the median): with continuum_degree="auto"
+    # (the default) the BIC picks a low degree for the first and >= 5 for the second, and both
+    # give the same velocities within their errors. At degree 2 the blazed spectrum leaves a
+    # chi2 several times the pixel count.
+    em = jaxspec.default_model()
+    wave = np.arange(5000.0, 5300.0, 0.15)
+    bm = BinaryModel(em, wave, resolution=7500.0)
+    th = {"teff_1": 5900.0, "logg_1": 4.3, "teff_2": 4600.0, "logg_2": 4.6, "feh": -0.3, "rv_1": -35.0,
+          "rv_2": 50.0, "vsini_1": 6.0, "vsini_2": 3.0, "flux_ratio": 0.35}
+    rng = np.random.default_rng(7)
+    clean = np.asarray(bm.flux(th))
+    noise = rng.normal(size=wave.size)
+    slope = 1.0 + 0.05 * (wave - 5150.0) / 150.0
+    norm = fit_binary(clean * slope + noise * slope / 50.0, wave, slope / 50.0, resolution=7500.0)
+    counts = blaze_continuum(wave, rng, degree=(4, 4))
+    counts *= 2500.0 / np.median(counts)
+    err = np.sqrt(clean * counts)
+    raw = fit_binary(clean * counts + noise * err, wave, err, resolution=7500.0)
+    assert norm.ok and raw.ok and norm.is_binary and raw.is_binary
+    assert int(norm.continuum_degree[0]) <= 2 and int(raw.continuum_degree[0]) >= 5
+    assert 0.85 < raw.chi2 / raw.dof < 1.15
+    for k in ("rv_1", "rv_2"):
+        sig = np.hypot(norm.errors[k], raw.errors[k])
+        assert abs(raw.params[k] - norm.params[k]) < sig, (k, raw.params[k], norm.params[k], sig)
+        assert abs(raw.params[k] - th[k]) < 3.0 * raw.errors[k] + 0.3
+    # the degrees are in the summary, the results table and reproduce the fit's chi2
+    assert "continuum degree per segment: " in raw.summary()
+    assert raw.to_dict()["continuum_degree"] == str(int(raw.continuum_degree[0]))
+    chi2 = chi2_at({k: np.array([v]) for k, v in raw.params.items()}, clean * counts + noise * err, wave, err,
+                   resolution=7500.0, continuum_degree=np.asarray(raw.continuum_degree)[None])[0]
+    assert chi2 == pytest.approx(raw.chi2, rel=1e-4)
+    fixed2 = fit_binary(clean * counts + noise * err, wave, err, resolution=7500.0, continuum_degree=2)
+    assert fixed2.chi2 > 3.0 * raw.chi2 and tuple(fixed2.continuum_degree) == (2,)

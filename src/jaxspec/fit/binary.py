@@ -49,7 +49,14 @@ import jax.numpy as jnp
 import numpy as np
 
 from jaxspec._docs import fill_doc
-from jaxspec.fit.continuum import continuum_design, projected_residual, solve_continuum
+from jaxspec.fit.continuum import (
+    AUTO_MAX_DEGREE,
+    choose_degrees,
+    continuum_design,
+    continuum_layout,
+    projected_residual,
+    solve_continuum,
+)
 from jaxspec.fit.lm import levenberg_marquardt
 from jaxspec.fit.result import FLAGS, BinaryFit
 from jaxspec.fit.todcor import todcor_cross
@@ -208,7 +215,7 @@ def _label_starts(model):
 @dataclasses.dataclass(frozen=True)
 class _Options:
     flux_ratio_mode: str
-    continuum_degree: int
+    continuum_degree: int | tuple | str
     n_starts: int
     n_secondary_starts: int
     rv_range: float
@@ -245,7 +252,13 @@ class _Fitter:
         # Single star: flux_ratio 0, the secondary's parameters fixed at their start values.
         fixed2 = {n: self._start_value(n) for n in spec.names if n.endswith("_2")}
         self.sbm = self.bm.with_fixed(**{**fixed2, "vsini_2": 0.0, "flux_ratio": 0.0})
-        self.design_np = continuum_design(self.bm.wave, opts.continuum_degree)
+        # continuum_degree "auto": the design holds every degree up to AUTO_MAX_DEGREE and each
+        # spectrum keeps the columns its BIC choice needs (choose_continuum)
+        self.auto_continuum = opts.continuum_degree == "auto"
+        layout_degree = AUTO_MAX_DEGREE if self.auto_continuum else opts.continuum_degree
+        self.design_np = continuum_design(self.bm.wave, layout_degree)
+        self.layout = continuum_layout(self.bm.wave, layout_degree)
+        self.n_segments = int(self.layout[3].size)
         self.n_cont = self.design_np.shape[1]
         self.dtype = jnp.result_type(float)
         rv = np.arange(-opts.rv_range, opts.rv_range + 0.5 * opts.rv_step, opts.rv_step)
@@ -356,6 +369,15 @@ class _Fitter:
             if v is not None and spec[n].fixed is None:
                 th[n] = v
         return th
+
+    def choose_continuum(self, model, d, w, design):
+        """``(degrees (S,), design)``: the continuum degree per segment and the design it keeps,
+        by the BIC against ``model`` when ``continuum_degree="auto"``, else as given."""
+        if not self.auto_continuum:
+            return jnp.asarray(self.layout[3], jnp.int32), design
+        pix, cseg, cdeg, _ = self.layout
+        deg, mask = choose_degrees(model, d, w, design, pix, cseg, cdeg, self.n_segments)
+        return deg, design * mask.astype(design.dtype)
 
     def _fit_one(self, model_leaves, templates, design, d, w, z_extra):
         opts = self.opts
@@ -589,6 +611,44 @@ class _Fitter:
         mo2 = jnp.argsort(mkey)
         modes_values = vals[mo][mo2]
         modes_chi2 = 2.0 * mkey[mo2]
+        local_values, local_chi2 = vals[order], 2.0 * fits.cost[order]
+        cont_degree = jnp.asarray(self.layout[3], jnp.int32)
+        if self.auto_continuum:
+            # 8. continuum_degree="auto": the search above ran with every degree up to
+            # AUTO_MAX_DEGREE; the degree of each segment is chosen by the BIC at the best binary
+            # model, both fits are polished with that continuum, and the other basins' and starts'
+            # chi2 are re-evaluated with it (their parameters held).
+            cont_degree, design = self.choose_continuum(bm.flux(spec.from_unconstrained(fits.z[best])), d, w,
+                                                        design)
+            fin = levenberg_marquardt(residual_fn(bm, spec), fits.z[best], max_iter=opts.max_iter, ftol=opts.ftol,
+                                      linearize_fn=linearize_fn(bm, spec))
+            sfit = levenberg_marquardt(residual_fn(sbm, sspec), sfit.z, max_iter=opts.max_iter, ftol=opts.ftol,
+                                       linearize_fn=linearize_fn(sbm, sspec))
+            s_theta = sspec.from_unconstrained(sfit.z)
+
+            def held_chi2(v):
+                m_ = bm.flux({n: v[i] for i, n in enumerate(spec.names)})
+                c_, _ = solve_continuum(m_, d, w, design)
+                return jnp.sum(w * (m_ * c_ - d) ** 2)
+
+            # every lane, in lane order; held parameters give upper bounds of their basins'
+            # minima, kept no lower than the polished best's chi2 (float32 noise) and re-sorted
+            # behind it
+            best_chi2 = 2.0 * fin.cost
+            held = jnp.maximum(self._lanes(held_chi2, vals), best_chi2)
+            best_values = _stack(spec, spec.from_unconstrained(fin.z))
+
+            def behind_best(chi2_, values_):
+                chi2_, values_ = chi2_.at[0].set(-jnp.inf), values_.at[0].set(best_values)
+                o = jnp.argsort(chi2_)
+                return chi2_[o].at[0].set(best_chi2), values_[o]
+
+            local_chi2, local_values = behind_best(held[order], local_values)
+            # modes are lanes too: mo[mo2[k]] is the lane of mode k (inf where no mode)
+            modes_chi2, modes_values = behind_best(jnp.where(jnp.isfinite(modes_chi2), held[mo][mo2], jnp.inf),
+                                                   modes_values)
+            fits = jax.tree_util.tree_map(lambda all_, one: all_.at[best].set(one), fits,
+                                          fin._replace(n_iter=fits.n_iter[best] + fin.n_iter))
         z = fits.z[best]
         theta = spec.from_unconstrained(z)
 
@@ -606,11 +666,13 @@ class _Fitter:
             "single_chi2": 2.0 * sfit.cost,
             "single_converged": sfit.converged,
             "single_finite": sfit.finite,
-            "local_values": vals[order],
-            "local_chi2": 2.0 * fits.cost[order],
+            "local_values": local_values,
+            "local_chi2": local_chi2,
             "modes_values": modes_values,
             "modes_chi2": modes_chi2,
             "n_good": n_good,
+            "continuum_degree": cont_degree,
+            "n_cont": jnp.sum(jnp.any(design != 0, axis=0)),
         }
         m, c1, c2 = bm.flux_and_contributions(theta)
         cont, _ = solve_continuum(m, d, w, design)
@@ -697,8 +759,9 @@ class _Fitter:
         spec, sspec = self.bm.spec, self.sbm.spec
         names, free = spec.names, spec.free
         n_good = raw["n_good"].astype(np.int64)
-        k_bin = len(free) + self.n_cont
-        k_single = len(sspec.free) + self.n_cont
+        n_cont = raw["n_cont"].astype(np.int64)
+        k_bin = len(free) + n_cont
+        k_single = len(sspec.free) + n_cont
         too_few = n_good < k_bin + 1
         chi2 = raw["chi2"].astype(np.float64)
         schi2 = raw["single_chi2"].astype(np.float64)
@@ -770,6 +833,7 @@ class _Fitter:
             runner_up_delta_chi2=pick(runner_up),
             ambiguous=pick(ambiguous),
             n_pixels=pick(n_good),
+            continuum_degree=pick(raw["continuum_degree"].astype(np.int64)),
             wave=self.bm.wave,
             flux=pick(raw["data"]) if "data" in raw else None,
             ivar=pick(raw["ivar"]) if "data" in raw else None,
@@ -818,7 +882,9 @@ def local_fits(starts: dict, flux, wave, err=None, ivar=None, model=None, resolu
             else the line-list generator on the observed segments of 3800-9000 A, else an
             installed APOGEE model); pixels outside it are left out.
         resolution: instrument resolving power R (a number or (P,) per pixel; None = no LSF).
-        unnormalized, options: as :func:`fit_binary`.
+        unnormalized, options: as :func:`fit_binary`; with ``continuum_degree="auto"`` each
+            start's continuum degree is chosen by the BIC against the start's model: pass a
+            fit's ``continuum_degree`` (one per segment) to fit with its continuum.
         max_iter: iterations per start.
 
     Returns:
@@ -839,7 +905,9 @@ def local_fits(starts: dict, flux, wave, err=None, ivar=None, model=None, resolu
         design = jnp.asarray(fitter.design_np, fitter.dtype)
 
         def one(z, d, w):
-            res, lin = _objective(fitter.bm, spec, d, w, design)
+            # "auto": the degree chosen by the BIC against the start's model
+            _, des = fitter.choose_continuum(fitter.bm.flux(spec.from_unconstrained(z)), d, w, design)
+            res, lin = _objective(fitter.bm, spec, d, w, des)
             f = levenberg_marquardt(res, z, max_iter=max_iter, ftol=opts.ftol, linearize_fn=lin)
             return _stack(spec, spec.from_unconstrained(f.z)), 2.0 * f.cost, f.converged
 
@@ -940,7 +1008,21 @@ def _get_fitter(model, wave, resolution, opts, unnormalized):
     return f[1]
 
 
-def _options(model, *, flux_ratio_mode="constant", continuum_degree=2, n_starts=3, n_secondary_starts=3,
+def _continuum_option(degree):
+    """``"auto"``, an int or a tuple of ints (one per segment), checked."""
+    if isinstance(degree, str):
+        if degree != "auto":
+            raise ValueError(f"continuum_degree must be 'auto', a number or one number per segment, got {degree!r}")
+        return "auto"
+    arr = np.asarray(degree)
+    if arr.dtype.kind not in "iuf" or arr.ndim > 1 or arr.size == 0 or not np.all(arr == np.round(arr)):
+        raise ValueError(f"continuum_degree must be 'auto', an integer or one integer per segment, got {degree!r}")
+    if np.any(arr < 0):
+        raise ValueError(f"continuum_degree must be >= 0, got {degree!r}")
+    return int(arr) if arr.ndim == 0 else tuple(int(x) for x in arr)
+
+
+def _options(model, *, flux_ratio_mode="constant", continuum_degree="auto", n_starts=3, n_secondary_starts=3,
              rv_range=300.0, rv_step=4.0, max_iter=60, explore_iter=8, ftol=1e-5, shared=("feh",),
              fixed=None, ref_wave=None, min_rv_difference=None, init="todcor"):
     if init not in INITS:
@@ -958,7 +1040,7 @@ def _options(model, *, flux_ratio_mode="constant", continuum_degree=2, n_starts=
     except (TypeError, ValueError) as err:
         raise ValueError(f"fixed values must be numbers, got {fixed!r}") from err
     return _Options(
-        flux_ratio_mode=flux_ratio_mode, continuum_degree=int(continuum_degree), n_starts=int(n_starts),
+        flux_ratio_mode=flux_ratio_mode, continuum_degree=_continuum_option(continuum_degree), n_starts=int(n_starts),
         n_secondary_starts=int(n_secondary_starts),
         rv_range=float(rv_range), rv_step=float(rv_step), max_iter=int(max_iter),
         explore_iter=int(explore_iter), ftol=float(ftol), shared=tuple(shared),
@@ -978,8 +1060,12 @@ _FIT_DOC_OPTIONS = """
         shared: labels common to both stars (default ``("feh",)``; ``()`` fits
             [Fe/H] per component).
         fixed: ``{name: value}`` parameters held fixed (e.g. ``{"vsini_1": 0.0}``).
-        continuum_degree: Chebyshev degree of the continuum in each segment
-            of ``wave`` (segments split at gaps > 10 pixel steps; default 2).
+        continuum_degree: Chebyshev degree of the continuum in each segment of ``wave``
+            (segments split at gaps > 10 pixel steps): ``"auto"`` (default) chooses it per
+            segment and spectrum by the BIC among 0..``AUTO_MAX_DEGREE`` (6) against the best
+            single template (:func:`jaxspec.fit.continuum.choose_degrees`), so raw counts with
+            an echelle blaze fit as well as normalized flux; or a number, or one number per
+            segment. The degrees used are in the result's ``continuum_degree``.
         n_starts: 2D TODCOR peaks refined by Levenberg-Marquardt (default 3).
         n_secondary_starts: further starts from a 1D TODCOR over rv_2 with the
             single-star fit as the primary's template (one more start puts
@@ -1215,7 +1301,8 @@ def fit_binary(
     n_good = int(np.sum(ivar > 0))
     opts = _options(model, **options)
     fitter = _get_fitter(model, wave, resolution, opts, unnormalized)
-    n_par = len(fitter.bm.spec.free) + fitter.n_cont
+    # with continuum_degree="auto" at least a scale per segment
+    n_par = len(fitter.bm.spec.free) + (fitter.n_segments if fitter.auto_continuum else fitter.n_cont)
     if n_good <= n_par:
         raise ValueError(f"only {n_good} usable pixels for {n_par} parameters (incl. continuum)")
     extra = (_amortized_starts(fitter, flux[None], wave, None, ivar[None], resolution)
@@ -1262,7 +1349,9 @@ def chi2_at(params: dict, flux, wave, err=None, ivar=None, model=None, resolutio
     Args:
         params: ``{name: (N,) array}`` for every parameter of the binary model.
         flux, err / ivar: (N, P) spectra; wave: (P,); model, resolution and
-            options as :func:`fit_binary_batch`.
+            options as :func:`fit_binary_batch`. ``continuum_degree`` may also be (N, S), a
+            degree per spectrum and segment (a batch fit's ``continuum_degree``), for the chi2
+            with the fit's continuum; ``"auto"`` chooses it by the BIC at ``params``.
 
     Returns:
         (N,) chi-square.
@@ -1271,16 +1360,31 @@ def chi2_at(params: dict, flux, wave, err=None, ivar=None, model=None, resolutio
     flux, ivar = np.atleast_2d(flux), np.atleast_2d(ivar)
     model, wave, resolution, (flux, ivar), _ = _auto_model(
         model, wave, resolution, (flux, ivar), np.any(np.atleast_2d(ivar) > 0, axis=0))
-    fitter = _get_fitter(model, wave, resolution, _options(model, **options), unnormalized)
+    per_spectrum = np.ndim(options.get("continuum_degree", "auto")) == 2
+    degrees = np.asarray(options.pop("continuum_degree")) if per_spectrum else None
+    fitter = _get_fitter(model, wave, resolution, _options(
+        model, **options, **({"continuum_degree": "auto"} if per_spectrum else {})), unnormalized)
     bm = fitter.bm
     missing = [n for n in bm.spec.names if n not in params]
     if missing:
         raise ValueError(f"params lacks {missing}")
     design = jnp.asarray(fitter.design_np, fitter.dtype)
+    pix, cseg, cdeg, _ = fitter.layout
+    if per_spectrum:
+        if degrees.shape != (flux.shape[0], fitter.n_segments) or np.any(degrees < 0) or np.any(
+                degrees > AUTO_MAX_DEGREE):
+            raise ValueError(f"continuum_degree per spectrum must be (N, S) = {(flux.shape[0], fitter.n_segments)} "
+                             f"integers in 0..{AUTO_MAX_DEGREE}, got {degrees.shape} {degrees.dtype}")
+        masks = cdeg[None, :] <= degrees[:, cseg]
+    else:
+        masks = np.ones((flux.shape[0], design.shape[1]), bool)
 
-    def one(theta, d, w):
+    def one(theta, d, w, mask):
         m = bm.flux(theta)
-        cont, _ = solve_continuum(m, d, w, design)
+        des = design * mask.astype(design.dtype)
+        if not per_spectrum:
+            _, des = fitter.choose_continuum(m, d, w, des)
+        cont, _ = solve_continuum(m, d, w, des)
         return jnp.sum(w * (m * cont - d) ** 2)
 
     run = jax.jit(jax.vmap(one))
@@ -1288,5 +1392,6 @@ def chi2_at(params: dict, flux, wave, err=None, ivar=None, model=None, resolutio
     for a in range(0, flux.shape[0], chunk_size):
         th = {n: jnp.asarray(np.atleast_1d(params[n])[a:a + chunk_size], fitter.dtype) for n in bm.spec.names}
         out.append(np.asarray(run(th, jnp.asarray(flux[a:a + chunk_size], fitter.dtype),
-                                  jnp.asarray(ivar[a:a + chunk_size], fitter.dtype))))
+                                  jnp.asarray(ivar[a:a + chunk_size], fitter.dtype),
+                                  jnp.asarray(masks[a:a + chunk_size]))))
     return np.concatenate(out).astype(np.float64)

@@ -89,6 +89,8 @@ class EpochFit:
         epoch_fits: the single-epoch :class:`~jaxspec.BinaryFit` batch the joint fit started
             from (one row per epoch; masked epochs carry NaN).
         wave: (P,) wavelength grid [A] of the fit; n_iter: LM iterations of the winning start.
+        continuum_degree: (S,) Chebyshev degree of every epoch's continuum per wavelength
+            segment (with ``continuum_degree="auto"``, the highest the epochs' own fits chose).
     """
 
     names: tuple
@@ -116,6 +118,7 @@ class EpochFit:
     epoch_fits: BinaryFit
     wave: np.ndarray
     n_iter: int
+    continuum_degree: tuple = ()
 
     @property
     def n_epochs(self) -> int:
@@ -480,6 +483,13 @@ def fit_binary_epochs(
     if not used.any():
         raise ValueError(f"no epoch can be fitted: {'; '.join(f'epoch {k}: {r}' for k, r in enumerate(errors_e))}")
 
+    if fitter.auto_continuum:
+        # continuum_degree="auto": the joint fit takes, per segment, the highest degree that
+        # the epochs' own fits chose by the BIC (one design for every epoch)
+        degree = tuple(int(g) for g in np.max(single_fits.continuum_degree[used], axis=0))
+        opts = dataclasses.replace(opts, continuum_degree=degree)
+        fitter = _get_fitter(model, wave, resolution, opts, unnormalized)
+
     # padded to a power of two (>= 2) epochs: one program per size
     ep = max(2, 1 << (e - 1).bit_length())
     d = np.ones((ep, wave.size))
@@ -591,5 +601,5 @@ def fit_binary_epochs(
         single_params=single_params, single_chi2=schi2, bic_binary=bic_b, bic_single=bic_s,
         delta_bic=bic_s - bic_b, is_binary=bool(bic_s - bic_b > bic_threshold), bic_threshold=float(bic_threshold),
         flag=int(flag), epoch_flag=eflag, epoch_error=tuple(errors_e), mjd=mjd, epoch_fits=single_fits,
-        wave=wave, n_iter=int(fit.n_iter[b]),
+        wave=wave, n_iter=int(fit.n_iter[b]), continuum_degree=tuple(int(g) for g in fitter.layout[3]),
     )

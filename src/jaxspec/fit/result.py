@@ -52,7 +52,7 @@ _DATA = (
     "params", "errors", "covariance", "chi2", "dof", "n_iter", "converged", "at_bound",
     "single_params", "single_errors", "single_chi2", "delta_chi2", "bic_single", "bic_binary",
     "is_binary", "flag", "local_params", "local_chi2", "modes", "n_modes", "runner_up_delta_chi2",
-    "ambiguous", "n_pixels",
+    "ambiguous", "n_pixels", "continuum_degree",
     "wave", "flux", "ivar", "model", "model_1", "model_2", "continuum",
 )
 
@@ -101,6 +101,8 @@ class BinaryFit:
             do not decide between two velocity pairs; also the ``ambiguous`` warning
             bit of ``flag`` (which :attr:`ok` ignores).
         n_pixels: usable (unmasked) pixels.
+        continuum_degree: (..., S) Chebyshev degree of the continuum in each wavelength
+            segment, as chosen by the BIC (``continuum_degree="auto"``, the default) or given.
         wave, flux, ivar: the data ((P,) wave; flux and ivar as fitted, with
             masked pixels at ivar = 0).
         model, model_1, model_2, continuum: best model with continuum, each
@@ -151,6 +153,7 @@ class BinaryFit:
     flux_ratio_mode: str = "constant"
     bic_threshold: float = 10.0
     model_info: str = ""
+    continuum_degree: np.ndarray | None = None
 
     def __repr__(self) -> str:
         if self.batched:
@@ -214,6 +217,7 @@ class BinaryFit:
                   "bic_binary", "is_binary", "n_modes", "runner_up_delta_chi2", "ambiguous", "flag",
                   "n_pixels"):
             out[k] = conv(getattr(self, k))
+        out["continuum_degree"] = _degree_text(self.continuum_degree, self.batched, len(self) if self.batched else 1)
         out["flag_message"] = self.flag_message
         return out
 
@@ -247,6 +251,8 @@ class BinaryFit:
                                for m in range(1, min(n_modes, 4)))
             lines.append(f"{n_modes} basins (velocity pairs): {others}"
                          + ("  AMBIGUOUS" if bool(self.ambiguous) else ""))
+        if self.continuum_degree is not None:
+            lines.append(f"continuum degree per segment: {_degree_text(self.continuum_degree, False, 1)}")
         if self.model_info:
             lines.append(f"model: {self.model_info}")
         if int(self.flag):
@@ -286,6 +292,15 @@ class BinaryFit:
             fig.savefig(path, dpi=110)
             plt.close(fig)
         return fig
+
+
+def _degree_text(degree, batched: bool, n: int):
+    """The continuum degrees as text, segments separated by commas ('2' or '3,2,5,2')."""
+    if degree is None:
+        return np.full(n, "", dtype=object) if batched else ""
+    deg = np.atleast_2d(np.asarray(degree)) if batched else np.asarray(degree)[None]
+    txt = [",".join(str(int(g)) for g in np.atleast_1d(row)) for row in deg]
+    return np.asarray(txt, dtype=object) if batched else txt[0]
 
 
 jax.tree_util.register_dataclass(BinaryFit, data_fields=list(_DATA), meta_fields=list(_META))

@@ -450,10 +450,11 @@ def sample_binary(flux, wave, err=None, ivar=None, model=None, fit=None, *, reso
         raise ValueError(f"sample_binary samples one spectrum, shape (P,); got {flux.shape}: "
                          "use sample_binary_batch")
     t0 = time.perf_counter()
-    fitter = _get_fitter(model, wave, resolution, _options(model, **options), unnormalized)
     if fit is None:
         fit = fit_binary(flux, wave, ivar=ivar, model=model, resolution=resolution, unnormalized=unnormalized,
                          **options)
+    options = _fit_continuum(options, fit)
+    fitter = _get_fitter(model, wave, resolution, _options(model, **options), unnormalized)
     _check_fit(fit, fitter, batched=False)
     t_fit = time.perf_counter() - t0
     prior = make_prior(fitter.bm.spec, priors, error_scale=error_scale)
@@ -616,6 +617,16 @@ def _refit_modes(z, modes, min_draws_per_dim=5):
     return np.broadcast_to(out, (len(modes), *out.shape)).copy()
 
 
+def _fit_continuum(options: dict, fit) -> dict:
+    """The options with ``continuum_degree="auto"`` (the default) replaced by the degrees the
+    fit chose per segment, so that the posterior has the fit's continuum."""
+    if _options(None, **options).continuum_degree != "auto":
+        return options
+    if fit.continuum_degree is None:
+        raise ValueError("the fit does not say which continuum degree it used: pass continuum_degree=")
+    return {**options, "continuum_degree": tuple(int(g) for g in np.asarray(fit.continuum_degree))}
+
+
 def _check_fit(fit, fitter, *, batched):
     if bool(fit.batched) != batched:
         raise ValueError("fits must be a batch BinaryFit from fit_binary_batch" if batched else
@@ -698,13 +709,34 @@ def sample_binary_batch(flux, wave, err=None, ivar=None, model=None, fits=None, 
         raise ValueError(f"sample_binary_batch needs an (N, P) stack, got shape {flux.shape}")
     n = flux.shape[0]
     t0 = time.perf_counter()
-    fitter = _get_fitter(model, wave, resolution, _options(model, **options), unnormalized)
     if fits is None:
         fits = fit_binary_batch(flux, wave, ivar=ivar, model=model, resolution=resolution,
                                 unnormalized=unnormalized, **options)
-    _check_fit(fits, fitter, batched=True)
     if len(fits) != n:
         raise ValueError(f"fits has {len(fits)} spectra, flux {n}")
+    if _options(None, **options).continuum_degree == "auto" and fits.continuum_degree is not None:
+        # the continuum each fit chose: spectra that chose the same degrees are sampled together
+        deg = np.asarray(fits.continuum_degree)
+        groups = {}
+        for i, row in enumerate(map(tuple, deg.tolist())):
+            groups.setdefault(row, []).append(i)
+        if len(groups) > 1:
+            out = [None] * n
+            for row, idx in groups.items():
+                posts = sample_binary_batch(
+                    flux[idx], wave, ivar=ivar[idx], model=model, fits=fits[np.asarray(idx)], resolution=resolution,
+                    priors=priors, error_scale=error_scale, continuum=continuum, num_warmup=num_warmup,
+                    num_samples=num_samples, num_chains=num_chains, max_samples=max_samples,
+                    chain_method=chain_method, chunk_size=chunk_size, target_accept_prob=target_accept_prob,
+                    max_tree_depth=max_tree_depth, warmup_tree_depth=warmup_tree_depth, chi2_margin=chi2_margin,
+                    mode_jumps=mode_jumps, seed=seed, n_predictive=n_predictive, unnormalized=unnormalized,
+                    **{**options, "continuum_degree": row})
+                for i, p in zip(idx, posts, strict=True):
+                    out[i] = p
+            return out
+        options = _fit_continuum(options, fits[0])
+    fitter = _get_fitter(model, wave, resolution, _options(model, **options), unnormalized)
+    _check_fit(fits, fitter, batched=True)
     t_fit = (time.perf_counter() - t0) / n
     prior = make_prior(fitter.bm.spec, priors, error_scale=error_scale)
     sampler = _get_sampler(fitter, prior, settings)

@@ -4,7 +4,8 @@ Columns (in order): ``id``, ``source`` (file or stack row), every binary
 parameter and ``<name>_err``, the single-star fit (``single_<name>``,
 ``single_<name>_err``), ``chi2``, ``dof``, ``n_iter``, ``converged``,
 ``single_chi2``, ``delta_chi2``, ``bic_single``, ``bic_binary``,
-``is_binary``, ``flag``, ``n_pixels``, ``flag_message``, ``model`` (the model and pixels
+``is_binary``, ``flag``, ``n_pixels``, ``continuum_degree`` (the continuum's degree per
+wavelength segment, e.g. ``"3,2,5,2"``), ``flag_message``, ``model`` (the model and pixels
 ``model=None`` chose; empty when a model was given) and ``error`` (why a
 spectrum was not fitted; empty when it was). Parameters carry their units;
 spectra that could not be read or fitted have NaN values, ``is_binary``
@@ -29,6 +30,7 @@ _STATS = ("chi2", "dof", "n_iter", "converged", "single_chi2", "delta_chi2", "bi
           "is_binary", "flag", "n_pixels")
 _INT = {"dof", "n_iter", "flag", "n_pixels"}
 _BOOL = {"converged", "is_binary"}
+_TEXT = ("id", "source", "continuum_degree", "flag_message", "model", "error")
 
 
 def columns(names, units) -> list[tuple[str, str]]:
@@ -40,7 +42,8 @@ def columns(names, units) -> list[tuple[str, str]]:
     for n in names:
         if not n.endswith("_2") and n != "flux_ratio":
             cols += [(f"single_{n}", unit[n]), (f"single_{n}_err", unit[n])]
-    cols += [(k, "") for k in _STATS] + [("flag_message", ""), ("model", ""), ("error", "")]
+    cols += [(k, "") for k in _STATS] + [("continuum_degree", ""), ("flag_message", ""), ("model", ""),
+                                         ("error", "")]
     return cols
 
 
@@ -49,7 +52,7 @@ def _empty_column(name, n):
         return np.zeros(n, dtype=bool)
     if name in _INT:
         return np.zeros(n, dtype=np.int64)
-    if name in ("id", "source", "flag_message", "model", "error"):
+    if name in _TEXT:
         return np.full(n, "", dtype=object)
     return np.full(n, np.nan)
 
@@ -80,7 +83,7 @@ def fit_rows(fit, ids, sources) -> dict:
             cols[c] = np.asarray(sources, dtype=object)
         elif c == "error":
             cols[c] = np.full(n, "", dtype=object)
-        elif c == "flag_message":
+        elif c in ("flag_message", "continuum_degree"):
             cols[c] = np.asarray(d[c], dtype=object)
         elif c == "model":
             cols[c] = np.full(n, fit.model_info, dtype=object)
@@ -108,7 +111,7 @@ def results_table(rows: dict, names, units, *, meta: dict | None = None):
             v = np.asarray(v, dtype=bool)
         elif c in _INT:
             v = np.asarray(v, dtype=np.int64)
-        elif c in ("id", "source", "flag_message", "model", "error"):
+        elif c in _TEXT:
             v = np.asarray([str(x) for x in v], dtype=str)
             if v.dtype.itemsize == 0:
                 v = v.astype("U1")
