@@ -240,7 +240,8 @@ def evaluate(fit, truth, chi2_true, resolution=None):
     return out
 
 
-def run(model_name="default", n=200, n_single=200, snr=50.0, seed=1, chunk_size=None, progress=True):
+def run(model_name="default", n=200, n_single=200, snr=50.0, seed=1, chunk_size=None, progress=True,
+        continuum_degree=None):
     from jaxspec.fit.binary import chi2_at, fit_binary_batch
     from jaxspec.simulate import simulate
 
@@ -248,6 +249,8 @@ def run(model_name="default", n=200, n_single=200, snr=50.0, seed=1, chunk_size=
     setup = (setup_default if model_name == "default" else setup_binspec if model_name == "binspec"
              else setup_band(model_name.split(":", 1)[1]))
     model, wave, bm, truth, single, opts, extra = setup(n, n_single, rng, snr)
+    if continuum_degree is not None:
+        opts = {**opts, "continuum_degree": continuum_degree}
     flux, err, _ = simulate(bm, truth, rng, snr=snr, slope=extra["slope"])
     t0 = time.perf_counter()
     fit = fit_binary_batch(flux, wave, err, model=model, chunk_size=chunk_size, progress=progress, **opts)
@@ -256,6 +259,9 @@ def run(model_name="default", n=200, n_single=200, snr=50.0, seed=1, chunk_size=
     chi2_true = chi2_at(truth, flux, wave, err, model=model, **{**opts, "continuum_degree": fit.continuum_degree})
     result = {"model": model_name, "snr": snr, "seed": seed, "n_binaries": len(truth["rv_1"]),
               "seconds_binaries": seconds, "binaries": evaluate(fit, truth, chi2_true, opts.get("resolution"))}
+    deg, count = np.unique(np.asarray(fit.continuum_degree).reshape(len(fit), -1).max(axis=1), return_counts=True)
+    result["continuum_degree"] = opts.get("continuum_degree", "auto")
+    result["highest_continuum_degree_chosen"] = {str(g): int(c) for g, c in zip(deg, count, strict=True)}
     if "info" in extra:
         result["selection"] = extra["info"]
     if len(single["rv_1"]):
@@ -313,12 +319,15 @@ def main(argv=None):
     p.add_argument("--snr", type=float, default=50.0)
     p.add_argument("--seed", type=int, default=1)
     p.add_argument("--chunk-size", type=int, default=None, help="default: per backend")
+    p.add_argument("--continuum-degree", type=int, default=None,
+                   help="a fixed continuum degree (default: the fit's default, chosen by the BIC)")
     p.add_argument("--out", type=Path, default=None)
     a = p.parse_args(argv)
     if a.model == "binspec" and not (binspec_dir() / "NN_normalized_spectra.npz").exists():
         print(f"skipped: binspec networks not found in {binspec_dir()} (set JAXSPEC_BINSPEC_DATA)")
         return None
-    result, _, _ = run(a.model, a.n, a.n_single, a.snr, a.seed, a.chunk_size)
+    result, _, _ = run(a.model, a.n, a.n_single, a.snr, a.seed, a.chunk_size,
+                       continuum_degree=a.continuum_degree)
     from jaxspec._machine import cpu_model
 
     result["cpu"] = cpu_model()

@@ -95,7 +95,8 @@ def main(argv=None):
     p.add_argument("--n", type=int, default=300)
     p.add_argument("--seed", type=int, default=3)
     p.add_argument("--ref-step", type=float, default=20.0)
-    p.add_argument("--degree", type=int, default=None, help="continuum degree (default: the fit's)")
+    p.add_argument("--degree", type=int, default=None,
+                   help="continuum degree (default: chosen per spectrum by the BIC, continuum_degree='auto')")
     p.add_argument("--out", type=Path, default=RESULTS / "stress.json")
     a = p.parse_args(argv)
     from jaxspec.fit import MODE_DELTA_CHI2, fit_binary_batch
@@ -112,8 +113,10 @@ def main(argv=None):
     t0 = time.perf_counter()
     for i in range(a.n):
         ti = {k: v[i] for k, v in truth.items()}
+        # the reference with the continuum the fit chose (continuum_degree="auto" by default)
+        opts_i = {**options, "continuum_degree": tuple(int(g) for g in fit.continuum_degree[i])}
         ref_chi2[i], runner[i], rp = reference(fit[i], ti, pop["flux"][i], wave, pop["err"][i], model,
-                                               a.ref_step, options)
+                                               a.ref_step, opts_i)
         ref_par.append(rp)
         if (i + 1) % 20 == 0:
             print(f"  reference {i + 1}/{a.n}, {time.perf_counter() - t0:.0f} s", flush=True)
@@ -136,7 +139,10 @@ def main(argv=None):
     bright = truth["flux_ratio"] >= 0.3
     result = {
         "n": a.n, "seed": a.seed, "resolution": RESOLUTION, "ref_step_kms": a.ref_step,
-        "continuum_degree": a.degree, "seconds": {"simulate": t_sim, "fit": t_fit, "reference": t_ref},
+        "continuum_degree": "auto" if a.degree is None else a.degree,
+        "continuum_degrees_chosen": {str(g): int(c) for g, c in zip(*np.unique(
+            np.asarray(fit.continuum_degree)[:, 0], return_counts=True), strict=True)},
+        "seconds": {"simulate": t_sim, "fit": t_fit, "reference": t_ref},
         "ms_per_fit": 1000.0 * t_fit / a.n,
         "chi2_within_1_of_reference": float(np.mean(ok)),
         "required": 0.99,

@@ -96,6 +96,18 @@ def _models(args) -> int:
     return 0
 
 
+def _degree_arg(value: str):
+    """``--continuum-degree``: an integer or 'auto'."""
+    import argparse
+
+    if value == "auto":
+        return value
+    try:
+        return int(value)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"invalid int value (or 'auto'): {value!r}") from None
+
+
 def _fit_options(args) -> dict:
     opts = {}
     if args.fixed:
@@ -133,7 +145,9 @@ def _add_fit_arguments(p) -> None:
     p.add_argument("--shared", nargs="*", metavar="LABEL",
                    help="labels common to both stars (default: feh); give none for all per star")
     p.add_argument("--flux-ratio-mode", choices=("constant", "blackbody"))
-    p.add_argument("--continuum-degree", type=int)
+    p.add_argument("--continuum-degree", type=_degree_arg,
+                   help="Chebyshev degree of the continuum per segment, or 'auto' (default: chosen by the BIC, "
+                        "unless --instrument sets one)")
     p.add_argument("--rv-range", type=float,
                    help="cross-correlation velocity range +-RV_RANGE [km/s] (default 300; fit bounds 1.5x)")
 

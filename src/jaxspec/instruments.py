@@ -37,7 +37,8 @@ class Instrument:
             None where the instrument's models already hold its line-spread function (APOGEE's
             networks are trained on APOGEE spectra: no second LSF).
         reach: (min, max) vacuum wavelength [A] its spectra can span.
-        continuum_degree: Chebyshev degree of the continuum per segment.
+        continuum_degree: Chebyshev degree of the continuum per segment, or ``"auto"`` (chosen per
+            segment by the BIC: echelle spectrographs, whose orders often come with the blaze).
         formats: reader formats (:data:`jaxspec.io.read.FORMATS`) that are this instrument's files.
     """
 
@@ -45,7 +46,7 @@ class Instrument:
     description: str
     resolution: float | None
     reach: tuple[float, float]
-    continuum_degree: int
+    continuum_degree: int | str
     formats: tuple[str, ...] = ()
 
 
@@ -56,10 +57,10 @@ INSTRUMENTS = {i.name: i for i in (
                ("lamost_mrs",)),
     Instrument("lamost-lrs", "LAMOST low resolution", 1800.0, (3650.0, 9150.0), 4, ("lamost_lrs",)),
     Instrument("sdss", "SDSS / BOSS spectrographs", 2000.0, (3550.0, 10400.0), 4),
-    Instrument("harps", "ESO HARPS", 115000.0, (3780.0, 6920.0), 2),
-    Instrument("feros", "ESO FEROS", 48000.0, (3500.0, 9200.0), 2),
-    Instrument("uves", "ESO UVES", 40000.0, (3000.0, 11000.0), 2),
-    Instrument("salt-hrs", "SALT HRS, medium resolution", 40000.0, (3700.0, 8900.0), 2),
+    Instrument("harps", "ESO HARPS", 115000.0, (3780.0, 6920.0), "auto"),
+    Instrument("feros", "ESO FEROS", 48000.0, (3500.0, 9200.0), "auto"),
+    Instrument("uves", "ESO UVES", 40000.0, (3000.0, 11000.0), "auto"),
+    Instrument("salt-hrs", "SALT HRS, medium resolution", 40000.0, (3700.0, 8900.0), "auto"),
     Instrument("apogee", "SDSS APOGEE, three chips", None, (15100.0, 17000.0), 2,
                ("apstar", "apvisit", "aspcapstar")),
 )}

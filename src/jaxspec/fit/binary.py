@@ -230,6 +230,12 @@ class _Options:
     init: str = "todcor"
 
 
+#: ``continuum_degree="auto"``: flux whose flat-model continuum (degree AUTO_MAX_DEGREE per
+#: segment) stays within NORMALIZED_TOLERANCE of 1 at every usable pixel counts as continuum-
+#: normalized and is fitted with degree NORMALIZED_DEGREE; other flux gets the BIC's choice.
+NORMALIZED_DEGREE = 2
+NORMALIZED_TOLERANCE = 0.3
+
 #: Global-search starts of the fit: the TODCOR search alone, or with the amortized network's
 #: prediction (and its mirror) as two more starts (``init="amortized"``).
 INITS = ("todcor", "amortized")
@@ -370,14 +376,27 @@ class _Fitter:
                 th[n] = v
         return th
 
-    def choose_continuum(self, model, d, w, design):
+    def choose_continuum(self, model, d, w, design, normalized=None):
         """``(degrees (S,), design)``: the continuum degree per segment and the design it keeps,
-        by the BIC against ``model`` when ``continuum_degree="auto"``, else as given."""
+        by the BIC against ``model`` when ``continuum_degree="auto"``, else as given; with
+        ``normalized`` (a traced bool) True, :data:`NORMALIZED_DEGREE` instead of the BIC."""
         if not self.auto_continuum:
             return jnp.asarray(self.layout[3], jnp.int32), design
         pix, cseg, cdeg, _ = self.layout
         deg, mask = choose_degrees(model, d, w, design, pix, cseg, cdeg, self.n_segments)
+        if normalized is not None:
+            deg = jnp.where(normalized, NORMALIZED_DEGREE, deg)
+            mask = jnp.where(normalized, jnp.asarray(cdeg) <= NORMALIZED_DEGREE, mask)
         return deg, design * mask.astype(design.dtype)
+
+    def looks_normalized(self, d, w, design):
+        """``(normalized, design)``: whether the flux is continuum-normalized (a flat model's
+        continuum within :data:`NORMALIZED_TOLERANCE` of 1 at every usable pixel) and the design
+        to search with: degree :data:`NORMALIZED_DEGREE` if so, else every degree (``"auto"``)."""
+        cont, _ = solve_continuum(jnp.ones_like(d), d, w, design)
+        normalized = jnp.all(jnp.where(w > 0, jnp.abs(cont - 1.0) <= NORMALIZED_TOLERANCE, True))
+        keep = jnp.where(normalized, jnp.asarray(self.layout[2]) <= NORMALIZED_DEGREE, True)
+        return normalized, design * keep.astype(design.dtype)
 
     def _fit_one(self, model_leaves, templates, design, d, w, z_extra):
         opts = self.opts
@@ -393,6 +412,12 @@ class _Fitter:
         vsinis = jnp.asarray(self.t_vsini, dt)
         n_good = jnp.sum(w > 0)
 
+        # 0. continuum_degree="auto": continuum-normalized flux is fitted with degree 2 as with
+        # a fixed degree; other flux (raw counts, a blaze) searches with every degree up to
+        # AUTO_MAX_DEGREE and chooses by the BIC below
+        normalized = None
+        if self.auto_continuum:
+            normalized, design = self.looks_normalized(d, w, design)
         # 1. first-order continuum
         cont0, _ = solve_continuum(jnp.ones_like(d), d, w, design)
         cont0 = jnp.where(jnp.abs(cont0) > 1e-6, cont0, 1.0)
@@ -499,6 +524,28 @@ class _Fitter:
         fits = self._lanes(lambda z: lm(z, max_iter=opts.explore_iter), z0)
         cost = jnp.where(fits.finite, fits.cost, jnp.inf)
         order = jnp.argsort(cost)
+        cont_degree = jnp.asarray(self.layout[3], jnp.int32)
+        if self.auto_continuum:
+            # continuum_degree="auto": the starts were explored with every degree up to
+            # AUTO_MAX_DEGREE; each segment's degree is chosen by the BIC at the best explored
+            # binary, and everything from here on (polish, rv profile, restarts, the single-star
+            # fit polished again) uses it. The explored lanes' chi2 are re-evaluated with it.
+            cont_degree, design = self.choose_continuum(bm.flux(spec.from_unconstrained(fits.z[order[0]])), d, w,
+                                                        design, normalized)
+            lm = functools.partial(levenberg_marquardt, residual_fn(bm, spec), ftol=opts.ftol,
+                                   linearize_fn=linearize_fn(bm, spec))
+
+            def held_cost(z):
+                m_ = bm.flux(spec.from_unconstrained(z))
+                c_, _ = solve_continuum(m_, d, w, design)
+                return 0.5 * jnp.sum(w * (m_ * c_ - d) ** 2)
+
+            fits = fits._replace(cost=self._lanes(held_cost, fits.z).astype(fits.cost.dtype))
+            cost = jnp.where(fits.finite, fits.cost, jnp.inf)
+            order = jnp.argsort(cost)
+            sfit = levenberg_marquardt(residual_fn(sbm, sspec), sfit.z, max_iter=opts.max_iter, ftol=opts.ftol,
+                                       linearize_fn=linearize_fn(sbm, sspec))
+            s_theta = sspec.from_unconstrained(sfit.z)
         # Polish the two best and the mirror of the best (components swapped): a start with the
         # stars in the wrong order runs into flux_ratio = 1 and stops there.
         # A parameter that ran into a bound has almost no gradient left in the logistic
@@ -611,44 +658,6 @@ class _Fitter:
         mo2 = jnp.argsort(mkey)
         modes_values = vals[mo][mo2]
         modes_chi2 = 2.0 * mkey[mo2]
-        local_values, local_chi2 = vals[order], 2.0 * fits.cost[order]
-        cont_degree = jnp.asarray(self.layout[3], jnp.int32)
-        if self.auto_continuum:
-            # 8. continuum_degree="auto": the search above ran with every degree up to
-            # AUTO_MAX_DEGREE; the degree of each segment is chosen by the BIC at the best binary
-            # model, both fits are polished with that continuum, and the other basins' and starts'
-            # chi2 are re-evaluated with it (their parameters held).
-            cont_degree, design = self.choose_continuum(bm.flux(spec.from_unconstrained(fits.z[best])), d, w,
-                                                        design)
-            fin = levenberg_marquardt(residual_fn(bm, spec), fits.z[best], max_iter=opts.max_iter, ftol=opts.ftol,
-                                      linearize_fn=linearize_fn(bm, spec))
-            sfit = levenberg_marquardt(residual_fn(sbm, sspec), sfit.z, max_iter=opts.max_iter, ftol=opts.ftol,
-                                       linearize_fn=linearize_fn(sbm, sspec))
-            s_theta = sspec.from_unconstrained(sfit.z)
-
-            def held_chi2(v):
-                m_ = bm.flux({n: v[i] for i, n in enumerate(spec.names)})
-                c_, _ = solve_continuum(m_, d, w, design)
-                return jnp.sum(w * (m_ * c_ - d) ** 2)
-
-            # every lane, in lane order; held parameters give upper bounds of their basins'
-            # minima, kept no lower than the polished best's chi2 (float32 noise) and re-sorted
-            # behind it
-            best_chi2 = 2.0 * fin.cost
-            held = jnp.maximum(self._lanes(held_chi2, vals), best_chi2)
-            best_values = _stack(spec, spec.from_unconstrained(fin.z))
-
-            def behind_best(chi2_, values_):
-                chi2_, values_ = chi2_.at[0].set(-jnp.inf), values_.at[0].set(best_values)
-                o = jnp.argsort(chi2_)
-                return chi2_[o].at[0].set(best_chi2), values_[o]
-
-            local_chi2, local_values = behind_best(held[order], local_values)
-            # modes are lanes too: mo[mo2[k]] is the lane of mode k (inf where no mode)
-            modes_chi2, modes_values = behind_best(jnp.where(jnp.isfinite(modes_chi2), held[mo][mo2], jnp.inf),
-                                                   modes_values)
-            fits = jax.tree_util.tree_map(lambda all_, one: all_.at[best].set(one), fits,
-                                          fin._replace(n_iter=fits.n_iter[best] + fin.n_iter))
         z = fits.z[best]
         theta = spec.from_unconstrained(z)
 
@@ -666,8 +675,8 @@ class _Fitter:
             "single_chi2": 2.0 * sfit.cost,
             "single_converged": sfit.converged,
             "single_finite": sfit.finite,
-            "local_values": local_values,
-            "local_chi2": local_chi2,
+            "local_values": vals[order],
+            "local_chi2": 2.0 * fits.cost[order],
             "modes_values": modes_values,
             "modes_chi2": modes_chi2,
             "n_good": n_good,
@@ -1061,9 +1070,10 @@ _FIT_DOC_OPTIONS = """
             [Fe/H] per component).
         fixed: ``{name: value}`` parameters held fixed (e.g. ``{"vsini_1": 0.0}``).
         continuum_degree: Chebyshev degree of the continuum in each segment of ``wave``
-            (segments split at gaps > 10 pixel steps): ``"auto"`` (default) chooses it per
-            segment and spectrum by the BIC among 0..``AUTO_MAX_DEGREE`` (6) against the best
-            single template (:func:`jaxspec.fit.continuum.choose_degrees`), so raw counts with
+            (segments split at gaps > 10 pixel steps): ``"auto"`` (default) is 2 for
+            continuum-normalized flux (a flat model's continuum within 30 % of 1) and else
+            chosen per segment by the BIC among 0..``AUTO_MAX_DEGREE`` (6) at the best
+            explored binary (:func:`jaxspec.fit.continuum.choose_degrees`), so raw counts with
             an echelle blaze fit as well as normalized flux; or a number, or one number per
             segment. The degrees used are in the result's ``continuum_degree``.
         n_starts: 2D TODCOR peaks refined by Levenberg-Marquardt (default 3).
