@@ -389,6 +389,14 @@ class _Fitter:
             mask = jnp.where(normalized, jnp.asarray(cdeg) <= NORMALIZED_DEGREE, mask)
         return deg, design * mask.astype(design.dtype)
 
+    def auto_design(self, model, d, w, design):
+        """``(degrees, design)`` for ``model`` as the fit decides them (normalized flux: degree
+        2; other flux: the BIC against ``model``); the given design when the degree is fixed."""
+        normalized = None
+        if self.auto_continuum:
+            normalized, design = self.looks_normalized(d, w, design)
+        return self.choose_continuum(model, d, w, design, normalized)
+
     def looks_normalized(self, d, w, design):
         """``(normalized, design)``: whether the flux is continuum-normalized (a flat model's
         continuum within :data:`NORMALIZED_TOLERANCE` of 1 at every usable pixel) and the design
@@ -892,7 +900,8 @@ def local_fits(starts: dict, flux, wave, err=None, ivar=None, model=None, resolu
             installed APOGEE model); pixels outside it are left out.
         resolution: instrument resolving power R (a number or (P,) per pixel; None = no LSF).
         unnormalized, options: as :func:`fit_binary`; with ``continuum_degree="auto"`` each
-            start's continuum degree is chosen by the BIC against the start's model: pass a
+            start's continuum degree is decided as by the fit (normalized flux: degree 2, else
+            the BIC) against the start's model: pass a
             fit's ``continuum_degree`` (one per segment) to fit with its continuum.
         max_iter: iterations per start.
 
@@ -914,8 +923,8 @@ def local_fits(starts: dict, flux, wave, err=None, ivar=None, model=None, resolu
         design = jnp.asarray(fitter.design_np, fitter.dtype)
 
         def one(z, d, w):
-            # "auto": the degree chosen by the BIC against the start's model
-            _, des = fitter.choose_continuum(fitter.bm.flux(spec.from_unconstrained(z)), d, w, design)
+            # "auto": decided as by the fit (normalized flux: degree 2), at the start's model
+            _, des = fitter.auto_design(fitter.bm.flux(spec.from_unconstrained(z)), d, w, design)
             res, lin = _objective(fitter.bm, spec, d, w, des)
             f = levenberg_marquardt(res, z, max_iter=max_iter, ftol=opts.ftol, linearize_fn=lin)
             return _stack(spec, spec.from_unconstrained(f.z)), 2.0 * f.cost, f.converged
@@ -1361,7 +1370,8 @@ def chi2_at(params: dict, flux, wave, err=None, ivar=None, model=None, resolutio
         flux, err / ivar: (N, P) spectra; wave: (P,); model, resolution and
             options as :func:`fit_binary_batch`. ``continuum_degree`` may also be (N, S), a
             degree per spectrum and segment (a batch fit's ``continuum_degree``), for the chi2
-            with the fit's continuum; ``"auto"`` chooses it by the BIC at ``params``.
+            with the fit's continuum; ``"auto"`` decides as the fit does (normalized flux:
+            degree 2, else the BIC), at ``params``.
 
     Returns:
         (N,) chi-square.
@@ -1393,7 +1403,7 @@ def chi2_at(params: dict, flux, wave, err=None, ivar=None, model=None, resolutio
         m = bm.flux(theta)
         des = design * mask.astype(design.dtype)
         if not per_spectrum:
-            _, des = fitter.choose_continuum(m, d, w, des)
+            _, des = fitter.auto_design(m, d, w, des)
         cont, _ = solve_continuum(m, d, w, des)
         return jnp.sum(w * (m * cont - d) ** 2)
 
