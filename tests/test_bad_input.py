@@ -474,7 +474,7 @@ CASES = [
     case("fit_single_all_ivar_zero", lambda c: c.fit(ivar=np.zeros(P), fn=fit_single), ValueError,
          "all pixels are masked"),
     case("fit_too_few_usable_pixels", lambda c: c.fit(err=_with(np.full(P, np.inf), slice(0, 8), 0.01)),
-         ValueError, r"only 8 usable pixels for 11 parameters"),
+         ValueError, r"only 8 usable pixels for 13 parameters"),
     case("fit_negative_err", lambda c: c.fit(err=_with(c.err, 4, -0.01)), ValueError,
          "err has negative values"),
     case("fit_negative_ivar", lambda c: c.fit(ivar=_with(np.ones(P), 4, -1.0)), ValueError,

@@ -93,10 +93,8 @@ def masks(draw):
 def _n_required(single: bool) -> int:
     """Usable pixels a fit needs: more than the free parameters plus the continuum coefficients."""
     # binary: teff, logg per star, feh, rv_1, rv_2, vsini_1, vsini_2, flux_ratio = 10 free;
-    # single star: teff_1, logg_1, feh, rv_1, vsini_1 = 5; continuum (continuum_degree="auto"):
-    # at least a scale in the one segment = 1 (a fit with fewer pixels than its chosen degree
-    # needs is flagged too_few_pixels, checked below)
-    return (5 if single else 10) + 1 + 1
+    # single star: teff_1, logg_1, feh, rv_1, vsini_1 = 5; continuum: degree 2, one segment = 3
+    return (5 if single else 10) + 3 + 1
 
 
 def _check(fit_fn, flux, err, mask, use_ivar, single):

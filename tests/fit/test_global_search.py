@@ -49,11 +49,11 @@ def test_stress_population_reaches_the_reference(generator_model):
     # grid): the fit's chi2 is within 1 of the best of ~140 local fits from a grid of starts, with
     # the continuum degrees the fit chose. With a fixed degree this was a known miss: at degree 4,
     # spectrum 3 ended 550 above the grid reference; at degree 2 a blazed spectrum leaves chi2 ~ 8x
-    # the pixel count and the label search wanders. continuum_degree="auto" (the default) picks
+    # the pixel count and the label search wanders. continuum_degree="auto" picks
     # each blaze's degree by the BIC.
     pop = stress_population(generator_model, 4, np.random.default_rng(11))
     assert pop["flux"].shape == (4, WAVE.size) and np.all(pop["continuum"] > 0)
-    fit = fit_binary_batch(pop["flux"], WAVE, pop["err"], resolution=R)
+    fit = fit_binary_batch(pop["flux"], WAVE, pop["err"], resolution=R, continuum_degree="auto")
     assert np.all(fit.ok), fit.flag_message
     for i in range(4):
         ref = _grid_reference(fit[i], pop["flux"][i], pop["err"][i],
@@ -75,7 +75,7 @@ def test_rotating_primary_in_raw_counts(generator_model):
     counts *= 22.0**2 / np.median(counts)
     err = np.sqrt(clean * counts)
     flux = clean * counts + rng.normal(size=WAVE.size) * err
-    fit = fit_binary(flux, WAVE, err, resolution=R)
+    fit = fit_binary(flux, WAVE, err, resolution=R, continuum_degree="auto")
     start = {k: np.array([v]) for k, v in truth.items()}
     at_truth = local_fits(start, flux, WAVE, err, resolution=R, continuum_degree=tuple(fit.continuum_degree))
     assert fit.chi2 <= at_truth["chi2"][0] + 1.0
@@ -154,7 +154,7 @@ def test_bound_warnings_name_labels_and_velocities_at_their_bounds():
 def test_raw_counts_with_a_blaze_fit_as_the_normalized_spectrum():
     # The same spectrum and noise, once continuum-normalized (a 5 % slope) and once in raw counts
     # with a blaze of degree 4 times a slope (S/N 50 at the median): with continuum_degree="auto"
-    # (the default) the first is fitted at degree 2 (it is normalized) and the BIC picks >= 5 for
+    # the first is fitted at degree 2 (it is normalized) and the BIC picks >= 5 for
     # the second, and both
     # give the same velocities within their errors. At degree 2 the blazed spectrum leaves a
     # chi2 several times the pixel count.
@@ -167,11 +167,12 @@ def test_raw_counts_with_a_blaze_fit_as_the_normalized_spectrum():
     clean = np.asarray(bm.flux(th))
     noise = rng.normal(size=wave.size)
     slope = 1.0 + 0.05 * (wave - 5150.0) / 150.0
-    norm = fit_binary(clean * slope + noise * slope / 50.0, wave, slope / 50.0, resolution=7500.0)
+    norm = fit_binary(clean * slope + noise * slope / 50.0, wave, slope / 50.0, resolution=7500.0,
+                      continuum_degree="auto")
     counts = blaze_continuum(wave, rng, degree=(4, 4))
     counts *= 2500.0 / np.median(counts)
     err = np.sqrt(clean * counts)
-    raw = fit_binary(clean * counts + noise * err, wave, err, resolution=7500.0)
+    raw = fit_binary(clean * counts + noise * err, wave, err, resolution=7500.0, continuum_degree="auto")
     assert norm.ok and raw.ok and norm.is_binary and raw.is_binary
     assert int(norm.continuum_degree[0]) == 2 and int(raw.continuum_degree[0]) >= 5
     assert 0.85 < raw.chi2 / raw.dof < 1.15

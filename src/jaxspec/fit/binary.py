@@ -1040,7 +1040,7 @@ def _continuum_option(degree):
     return int(arr) if arr.ndim == 0 else tuple(int(x) for x in arr)
 
 
-def _options(model, *, flux_ratio_mode="constant", continuum_degree="auto", n_starts=3, n_secondary_starts=3,
+def _options(model, *, flux_ratio_mode="constant", continuum_degree=2, n_starts=3, n_secondary_starts=3,
              rv_range=300.0, rv_step=4.0, max_iter=60, explore_iter=8, ftol=1e-5, shared=("feh",),
              fixed=None, ref_wave=None, min_rv_difference=None, init="todcor"):
     if init not in INITS:
@@ -1079,12 +1079,12 @@ _FIT_DOC_OPTIONS = """
             [Fe/H] per component).
         fixed: ``{name: value}`` parameters held fixed (e.g. ``{"vsini_1": 0.0}``).
         continuum_degree: Chebyshev degree of the continuum in each segment of ``wave``
-            (segments split at gaps > 10 pixel steps): ``"auto"`` (default) is 2 for
-            continuum-normalized flux (a flat model's continuum within 30 % of 1) and else
+            (segments split at gaps > 10 pixel steps): a number (default 2), one number per
+            segment, or ``"auto"`` (raw counts, a blaze): 2 for continuum-normalized flux (a flat model's continuum within 30 % of 1) and else
             chosen per segment by the BIC among 0..``AUTO_MAX_DEGREE`` (6) at the best
             explored binary (:func:`jaxspec.fit.continuum.choose_degrees`), so raw counts with
-            an echelle blaze fit as well as normalized flux; or a number, or one number per
-            segment. The degrees used are in the result's ``continuum_degree``.
+            an echelle blaze fit as well as normalized flux. The degrees used are in the
+            result's ``continuum_degree``.
         n_starts: 2D TODCOR peaks refined by Levenberg-Marquardt (default 3).
         n_secondary_starts: further starts from a 1D TODCOR over rv_2 with the
             single-star fit as the primary's template (one more start puts

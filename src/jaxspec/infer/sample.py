@@ -618,7 +618,7 @@ def _refit_modes(z, modes, min_draws_per_dim=5):
 
 
 def _fit_continuum(options: dict, fit) -> dict:
-    """The options with ``continuum_degree="auto"`` (the default) replaced by the degrees the
+    """The options with ``continuum_degree="auto"`` replaced by the degrees the
     fit chose per segment, so that the posterior has the fit's continuum."""
     if _options(None, **options).continuum_degree != "auto":
         return options
