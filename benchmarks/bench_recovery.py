@@ -260,7 +260,7 @@ def run(model_name="default", n=200, n_single=200, snr=50.0, seed=1, chunk_size=
     result = {"model": model_name, "snr": snr, "seed": seed, "n_binaries": len(truth["rv_1"]),
               "seconds_binaries": seconds, "binaries": evaluate(fit, truth, chi2_true, opts.get("resolution"))}
     deg, count = np.unique(np.asarray(fit.continuum_degree).reshape(len(fit), -1).max(axis=1), return_counts=True)
-    result["continuum_degree"] = opts.get("continuum_degree", 2)  # 2: the fit's default
+    result["continuum_degree"] = opts.get("continuum_degree", "auto")  # the fit's default
     result["highest_continuum_degree_chosen"] = {str(g): int(c) for g, c in zip(deg, count, strict=True)}
     if "info" in extra:
         result["selection"] = extra["info"]

@@ -146,8 +146,9 @@ def _add_fit_arguments(p) -> None:
                    help="labels common to both stars (default: feh); give none for all per star")
     p.add_argument("--flux-ratio-mode", choices=("constant", "blackbody"))
     p.add_argument("--continuum-degree", type=_degree_arg,
-                   help="Chebyshev degree of the continuum per segment (default 2, or the --instrument preset's), "
-                        "or 'auto': chosen per segment by the BIC, for raw counts with a blaze")
+                   help="Chebyshev degree of the continuum per segment, or 'auto' (the default, or the "
+                        "--instrument preset's): 2 for continuum-normalized flux, else chosen per "
+                        "segment by the BIC (raw counts with a blaze)")
     p.add_argument("--rv-range", type=float,
                    help="cross-correlation velocity range +-RV_RANGE [km/s] (default 300; fit bounds 1.5x)")
 

@@ -188,3 +188,16 @@ def test_raw_counts_with_a_blaze_fit_as_the_normalized_spectrum():
     assert chi2 == pytest.approx(raw.chi2, rel=1e-4)
     fixed2 = fit_binary(clean * counts + noise * err, wave, err, resolution=7500.0, continuum_degree=2)
     assert fixed2.chi2 > 3.0 * raw.chi2 and tuple(fixed2.continuum_degree) == (2,)
+    # The default ("auto") in a batch: the normalized rows go to the program of a fixed degree 2
+    # (the same numbers to the last bit), the raw row to the search over degrees (the single
+    # fit's answer), and the results come back in the input order.
+    fl = np.stack([clean * slope + noise * slope / 50.0, clean * counts + noise * err, clean * slope])
+    er = np.stack([slope / 50.0, err, slope / 50.0])
+    batch = fit_binary_batch(fl, wave, er, resolution=7500.0, chunk_size=1, threads=1)
+    plain2 = fit_binary_batch(fl[[0, 2]], wave, er[[0, 2]], resolution=7500.0, chunk_size=1, threads=1,
+                              continuum_degree=2)
+    assert np.asarray(batch.continuum_degree)[:, 0].tolist() == [2, int(raw.continuum_degree[0]), 2]
+    for k in batch.names:
+        assert np.array_equal(batch.params[k][[0, 2]], plain2.params[k]), k
+        assert batch.params[k][1] == pytest.approx(raw.params[k], rel=1e-5, abs=1e-4), k
+    assert np.array_equal(batch.chi2[[0, 2]], plain2.chi2) and batch.chi2[1] == pytest.approx(raw.chi2, rel=1e-6)

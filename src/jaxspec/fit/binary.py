@@ -246,6 +246,7 @@ class _Fitter:
 
     def __init__(self, model, wave, resolution, opts: _Options, unnormalized=None):
         self.opts = opts
+        self._args = (model, wave, resolution, unnormalized)
         fixed = dict(opts.fixed)
         self.base, self.teffs = _label_starts(model)
         if fixed.get("flux_ratio") == 0.0:  # a single-star fit: the secondary does not exist
@@ -420,12 +421,9 @@ class _Fitter:
         vsinis = jnp.asarray(self.t_vsini, dt)
         n_good = jnp.sum(w > 0)
 
-        # 0. continuum_degree="auto": continuum-normalized flux is fitted with degree 2 as with
-        # a fixed degree; other flux (raw counts, a blaze) searches with every degree up to
-        # AUTO_MAX_DEGREE and chooses by the BIC below
-        normalized = None
-        if self.auto_continuum:
-            normalized, design = self.looks_normalized(d, w, design)
+        # 0. continuum_degree="auto": run() sends continuum-normalized flux to the fitter of
+        # degree NORMALIZED_DEGREE; what comes here (raw counts, a blaze) searches with every
+        # degree up to AUTO_MAX_DEGREE and chooses by the BIC below
         # 1. first-order continuum
         cont0, _ = solve_continuum(jnp.ones_like(d), d, w, design)
         cont0 = jnp.where(jnp.abs(cont0) > 1e-6, cont0, 1.0)
@@ -539,7 +537,7 @@ class _Fitter:
             # binary, and everything from here on (polish, rv profile, restarts, the single-star
             # fit polished again) uses it. The explored lanes' chi2 are re-evaluated with it.
             cont_degree, design = self.choose_continuum(bm.flux(spec.from_unconstrained(fits.z[order[0]])), d, w,
-                                                        design, normalized)
+                                                        design)
             lm = functools.partial(levenberg_marquardt, residual_fn(bm, spec), ftol=opts.ftol,
                                    linearize_fn=linearize_fn(bm, spec))
 
@@ -697,9 +695,68 @@ class _Fitter:
         return out
 
     # -------------------------------------------------------------- host side
-    def run(self, get_chunk, n: int, *, chunk_size: int, return_model: bool, progress: bool = False,
-            threads: int = 1, devices=None, extra_starts=None):
-        """Fit ``n`` spectra in chunks, returning numpy dicts with a leading N axis.
+    def normalized_rows(self, get_chunk, n: int, block: int = 64) -> np.ndarray:
+        """(n,) bool: which spectra are continuum-normalized (:meth:`looks_normalized`), in
+        blocks of at most ``block`` rows padded to a power of two (few compiled shapes)."""
+        key = "normalized"
+        if key not in self._extra:
+            design = jnp.asarray(self.design_np, self.dtype)
+            self._extra[key] = jax.jit(jax.vmap(lambda d, w: self.looks_normalized(d, w, design)[0]))
+        check = self._extra[key]
+        size = max(1, min(block, 1 << max(n - 1, 0).bit_length()))
+        out = np.zeros(n, bool)
+        for a in range(0, n, size):
+            b = min(a + size, n)
+            f, iv = get_chunk(a, b)
+            d = np.ones((size, f.shape[1]), self.dtype)
+            w = np.zeros((size, f.shape[1]), self.dtype)
+            d[: b - a], w[: b - a] = f, iv
+            out[a:b] = np.asarray(check(d, w))[: b - a]
+        return out
+
+    def normalized_fitter(self):
+        """The fitter of this one's settings with ``continuum_degree`` = :data:`NORMALIZED_DEGREE`."""
+        model, wave, resolution, unnormalized = self._args
+        return _get_fitter(model, wave, resolution, dataclasses.replace(self.opts, continuum_degree=NORMALIZED_DEGREE),
+                           unnormalized)
+
+    def run(self, get_chunk, n: int, *, extra_starts=None, **kwargs):
+        """Fit ``n`` spectra (:meth:`run_chunks`). With ``continuum_degree="auto"`` the
+        continuum-normalized spectra (:meth:`normalized_rows`) are fitted by
+        :meth:`normalized_fitter`, the program of a fixed degree 2, and the others by this
+        fitter's search over the degrees; the results come back in the input order."""
+        if not self.auto_continuum:
+            return self.run_chunks(get_chunk, n, extra_starts=extra_starts, **kwargs)
+        normalized = self.normalized_rows(get_chunk, n)
+        parts = []
+        for fitter, rows in ((self.normalized_fitter(), np.flatnonzero(normalized)),
+                             (self, np.flatnonzero(~normalized))):
+            if rows.size == 0:
+                continue
+
+            def get_rows(a, b, rows=rows):
+                # consecutive rows are read together
+                sel = rows[a:b]
+                runs = np.split(sel, np.flatnonzero(np.diff(sel) != 1) + 1)
+                got = [get_chunk(int(r[0]), int(r[-1]) + 1) for r in runs]
+                return tuple(np.concatenate([g[k] for g in got]) for k in range(2))
+
+            extra = None if extra_starts is None else extra_starts[rows]
+            parts.append((rows, fitter.run_chunks(get_rows, rows.size, extra_starts=extra, **kwargs)))
+        if len(parts) == 1:
+            return parts[0][1]
+        out = {}
+        for k in parts[0][1]:
+            first = parts[0][1][k]
+            out[k] = np.empty((n, *first.shape[1:]), first.dtype)
+            for rows, res in parts:
+                out[k][rows] = res[k]
+        return out
+
+    def run_chunks(self, get_chunk, n: int, *, chunk_size: int, return_model: bool, progress: bool = False,
+                   threads: int = 1, devices=None, extra_starts=None):
+        """Fit ``n`` spectra in chunks with this fitter's program, returning numpy dicts with a
+        leading N axis.
 
         ``get_chunk(start, stop)`` returns the prepared ``(flux, ivar)`` of those rows, so only
         the chunks in flight are ever held as float arrays. Chunks are padded to one of a few
@@ -1026,6 +1083,14 @@ def _get_fitter(model, wave, resolution, opts, unnormalized):
     return f[1]
 
 
+def _chosen_degrees(degrees):
+    """A fit's ``continuum_degree`` (one per segment) as an option: one number where every
+    segment has the same (so that it selects the same fitter, and compiled programs, as that
+    number given by hand), else a tuple."""
+    deg = tuple(int(g) for g in np.ravel(degrees))
+    return deg[0] if len(set(deg)) == 1 else deg
+
+
 def _continuum_option(degree):
     """``"auto"``, an int or a tuple of ints (one per segment), checked."""
     if isinstance(degree, str):
@@ -1040,7 +1105,7 @@ def _continuum_option(degree):
     return int(arr) if arr.ndim == 0 else tuple(int(x) for x in arr)
 
 
-def _options(model, *, flux_ratio_mode="constant", continuum_degree=2, n_starts=3, n_secondary_starts=3,
+def _options(model, *, flux_ratio_mode="constant", continuum_degree="auto", n_starts=3, n_secondary_starts=3,
              rv_range=300.0, rv_step=4.0, max_iter=60, explore_iter=8, ftol=1e-5, shared=("feh",),
              fixed=None, ref_wave=None, min_rv_difference=None, init="todcor"):
     if init not in INITS:
@@ -1079,11 +1144,12 @@ _FIT_DOC_OPTIONS = """
             [Fe/H] per component).
         fixed: ``{name: value}`` parameters held fixed (e.g. ``{"vsini_1": 0.0}``).
         continuum_degree: Chebyshev degree of the continuum in each segment of ``wave``
-            (segments split at gaps > 10 pixel steps): a number (default 2), one number per
-            segment, or ``"auto"`` (raw counts, a blaze): 2 for continuum-normalized flux (a flat model's continuum within 30 % of 1) and else
-            chosen per segment by the BIC among 0..``AUTO_MAX_DEGREE`` (6) at the best
-            explored binary (:func:`jaxspec.fit.continuum.choose_degrees`), so raw counts with
-            an echelle blaze fit as well as normalized flux. The degrees used are in the
+            (segments split at gaps > 10 pixel steps): a number, one number per segment, or
+            ``"auto"`` (the default): 2 for continuum-normalized flux (a flat model's
+            continuum within 30 % of 1; fitted by the same program as ``continuum_degree=2``)
+            and else chosen per segment by the BIC among 0..``AUTO_MAX_DEGREE`` (6) at the
+            best explored binary (:func:`jaxspec.fit.continuum.choose_degrees`), so raw counts
+            with an echelle blaze fit as well as normalized flux. The degrees used are in the
             result's ``continuum_degree``.
         n_starts: 2D TODCOR peaks refined by Levenberg-Marquardt (default 3).
         n_secondary_starts: further starts from a 1D TODCOR over rv_2 with the
@@ -1320,8 +1386,12 @@ def fit_binary(
     n_good = int(np.sum(ivar > 0))
     opts = _options(model, **options)
     fitter = _get_fitter(model, wave, resolution, opts, unnormalized)
-    # with continuum_degree="auto" at least a scale per segment
-    n_par = len(fitter.bm.spec.free) + (fitter.n_segments if fitter.auto_continuum else fitter.n_cont)
+    # continuum_degree="auto": normalized flux is fitted at degree NORMALIZED_DEGREE, other
+    # flux needs at least a scale per segment
+    used = fitter
+    if fitter.auto_continuum and fitter.normalized_rows(lambda a, b: (flux[None], ivar[None]), 1)[0]:
+        used = fitter.normalized_fitter()
+    n_par = len(used.bm.spec.free) + (used.n_segments if used.auto_continuum else used.n_cont)
     if n_good <= n_par:
         raise ValueError(f"only {n_good} usable pixels for {n_par} parameters (incl. continuum)")
     extra = (_amortized_starts(fitter, flux[None], wave, None, ivar[None], resolution)

@@ -36,6 +36,7 @@ import numpy as np
 
 from jaxspec.fit.binary import (
     BIC_THRESHOLD,
+    _chosen_degrees,
     _get_fitter,
     _options,
     _with_fit_options,
@@ -486,7 +487,7 @@ def fit_binary_epochs(
     if fitter.auto_continuum:
         # continuum_degree="auto": the joint fit takes, per segment, the highest degree that
         # the epochs' own fits chose by the BIC (one design for every epoch)
-        degree = tuple(int(g) for g in np.max(single_fits.continuum_degree[used], axis=0))
+        degree = _chosen_degrees(np.max(single_fits.continuum_degree[used], axis=0))
         opts = dataclasses.replace(opts, continuum_degree=degree)
         fitter = _get_fitter(model, wave, resolution, opts, unnormalized)
 

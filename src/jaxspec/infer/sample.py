@@ -44,7 +44,7 @@ import jax.numpy as jnp
 import numpy as np
 
 from jaxspec._docs import fill_doc
-from jaxspec.fit.binary import _get_fitter, _options, fit_binary, fit_binary_batch, prepare_spectrum
+from jaxspec.fit.binary import _chosen_degrees, _get_fitter, _options, fit_binary, fit_binary_batch, prepare_spectrum
 from jaxspec.fit.continuum import solve_continuum
 from jaxspec.infer.init import MAX_OPTIMA, initial_state
 from jaxspec.infer.kernel import CHAIN_METHODS, make_runner
@@ -624,7 +624,7 @@ def _fit_continuum(options: dict, fit) -> dict:
         return options
     if fit.continuum_degree is None:
         raise ValueError("the fit does not say which continuum degree it used: pass continuum_degree=")
-    return {**options, "continuum_degree": tuple(int(g) for g in np.asarray(fit.continuum_degree))}
+    return {**options, "continuum_degree": _chosen_degrees(fit.continuum_degree)}
 
 
 def _check_fit(fit, fitter, *, batched):
@@ -730,7 +730,7 @@ def sample_binary_batch(flux, wave, err=None, ivar=None, model=None, fits=None, 
                     chain_method=chain_method, chunk_size=chunk_size, target_accept_prob=target_accept_prob,
                     max_tree_depth=max_tree_depth, warmup_tree_depth=warmup_tree_depth, chi2_margin=chi2_margin,
                     mode_jumps=mode_jumps, seed=seed, n_predictive=n_predictive, unnormalized=unnormalized,
-                    **{**options, "continuum_degree": row})
+                    **{**options, "continuum_degree": _chosen_degrees(row)})
                 for i, p in zip(idx, posts, strict=True):
                     out[i] = p
             return out
